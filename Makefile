@@ -1,0 +1,27 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+# Each creates .venv if it is missing and installs the project with pinned dependencies.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+
+.PHONY: run test test-all bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/fsedp golden
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -m "not slow"
+
+test-all: $(STAMP)
+	$(PY) -m pytest -n $(JOBS)
+
+clean:
+	rm -rf build .pytest_cache

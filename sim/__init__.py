@@ -1,0 +1,1 @@
+"""Everything that runs: toolchain set-up, Verilog builds, cocotb benches, the CLI."""

