@@ -1,0 +1,177 @@
+"""Strategy plans on hand-built routings where the right answer is obvious, and a numpy
+execution of every plan that must reproduce the golden layer exactly."""
+
+import numpy as np
+import pytest
+
+from scheduler import golden, presets, ring
+from scheduler.plan import STRATEGIES
+from scheduler.presets import ModelPreset
+from scheduler.routing import RoutingTrace, uniform, zipf
+from scheduler.strategies import PlanError, build_plan, expert_order, spread_tokens
+
+HW = presets.get_hardware("rtl-2x2")
+MODEL = ModelPreset("t-4x1", d_model=8, d_ff=16, num_experts=4, top_k=1, slices=4, source="test")
+MODEL2 = ModelPreset("t-8x2", d_model=8, d_ff=16, num_experts=8, top_k=2, slices=4, source="test")
+
+
+def trace_of(experts):
+    experts = np.array(experts)
+    return RoutingTrace(experts, np.full(experts.shape, 1.0 / experts.shape[1]))
+
+
+def execute(plan, layer, x):
+    """Apply a plan's jobs in numpy: each chiplet applies every slice of each of its
+    experts to the listed token-buffer rows; EP results travel back and are added."""
+    L, d = x.shape
+    buffers = {}
+    for c in range(plan.num_chiplets):
+        rows = plan.token_rows(c)
+        buf = np.zeros((rows, d), dtype=np.int8)
+        for t in plan.resident_tokens(c):
+            buf[plan.token_row[t]] = x[t]
+        if plan.remote_rows:
+            for (src, t), r in plan.remote_rows[c].items():
+                assert plan.token_home[t] == src
+                buf[r] = x[t]
+        buffers[c] = buf
+    acc = {c: np.zeros((len(buffers[c]), d), dtype=np.int64) for c in buffers}
+    for c in range(plan.num_chiplets):
+        for e, entries in plan.jobs[c].items():
+            if not entries:
+                continue
+            rows = np.array([r for r, _ in entries])
+            q = np.array([g for _, g in entries])
+            for s in range(plan.slices):
+                cols = golden.slice_columns(layer.d_ff, plan.slices, s)
+                acc[c][rows] += golden.apply_slice(layer, e, cols, buffers[c][rows], q)
+    out = np.zeros((L, d), dtype=np.int64)
+    for t in range(L):
+        out[t] += acc[plan.token_home[t]][plan.token_row[t]]
+    for s in plan.token_sends:
+        out[s.token] += acc[s.dst][plan.remote_rows[s.dst][(s.src, s.token)]]
+    return golden.wrap_int32(out)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("make", [lambda: uniform(13, 8, 2, seed=1), lambda: zipf(29, 8, 2, 1.5, seed=2),
+                                  lambda: uniform(1, 8, 2, seed=3)])
+def test_every_plan_computes_the_golden_layer(strategy, make):
+    trace = make()
+    layer = golden.random_layer(8, 8, 16, seed=4)
+    x = golden.random_tokens(trace.num_tokens, 8, seed=4)
+    plan = build_plan(strategy, MODEL2, HW, trace)
+    expect = golden.moe_layer(layer, x, trace.experts, golden.quantize_gate_weights(trace.weights))
+    assert np.array_equal(execute(plan, layer, x), expect)
+
+
+def test_paired_order_interleaves_heaviest_and_lightest():
+    assert expert_order([5, 1, 3, 2, 0, 9], paired=True) == [5, 1, 0, 3, 2]
+    assert expert_order([5, 1, 3, 2, 0, 9], paired=False) == [0, 1, 2, 3, 5]
+    assert expert_order([0, 0, 0], paired=True) == []
+    assert expert_order([2, 2, 2], paired=True) == [0, 2, 1]   # ties by id
+
+
+def test_tokens_spread_evenly_in_blocks():
+    home, row = spread_tokens(10, 4)
+    assert home == [0, 0, 0, 1, 1, 1, 2, 2, 3, 3]
+    assert row == [0, 1, 2, 0, 1, 2, 0, 1, 0, 1]
+
+
+def test_one_hot_expert_fse_dp_streams_only_its_slices_to_every_chiplet():
+    plan = build_plan("fse-dp", MODEL, HW, trace_of([[2]] * 8))
+    assert plan.expert_order == (2,)
+    transfers = [t for s in plan.streams for t in s]
+    assert sorted((t.expert, t.slice) for t in transfers) == [(2, s) for s in range(4)]
+    # round-robin: one slice from each of the four channels, each into its own chiplet
+    assert [len(s) for s in plan.streams] == [1, 1, 1, 1]
+    assert [s[0].dst for s in plan.streams] == list(HW.dram_chiplets)
+    assert all(plan.jobs[c] == {2: ((0, 255), (1, 255))} for c in range(4))
+    assert plan.successor == (1, 3, 0, 2)
+    assert plan.slot_bytes == MODEL.expert_bytes // 4 and plan.slots == HW.slice_slots
+
+
+def test_one_hot_expert_ep_loads_it_once_and_gathers_all_tokens():
+    plan = build_plan("ep", MODEL, HW, trace_of([[2]] * 8))
+    assert plan.placement == {2: 0}
+    assert [t for s in plan.streams for t in s] == [plan.streams[0][0]]
+    assert plan.streams[0][0].dst == 0 and plan.slices == 1 and plan.slot_bytes == MODEL.expert_bytes
+    assert len(plan.token_sends) == 6       # the 6 tokens not resident on chiplet 0
+    assert len(plan.jobs[0][2]) == 8
+
+
+def test_hydra_places_expert_where_its_tokens_live():
+    # tokens 6 and 7 live on chiplet 3 (blocks of two); both use expert 1
+    routing = [[0], [0], [0], [0], [0], [0], [1], [1]]
+    plan = build_plan("hydra", MODEL, HW, trace_of(routing))
+    assert plan.placement[1] == 3
+    assert all(s.experts != (1,) for s in plan.token_sends)
+
+
+def test_hydra_prefers_a_chiplet_with_a_free_expert_slot():
+    # Experts 0..3 have one token each, all on chiplet 0; experts 4..7 two tokens each
+    # elsewhere.  Capacity is ceil(8 experts / 4 chiplets) = 2 per chiplet: the first two
+    # of experts 0..3 in paired order (3, then 2) get chiplet 0, the others go elsewhere.
+    routing = [[0, 1], [2, 3], [4, 5], [6, 7], [4, 5], [6, 7], [4, 5], [6, 7]]
+    plan = build_plan("hydra", MODEL2, HW, trace_of(routing))
+    assert plan.expert_order == (4, 3, 5, 2, 6, 1, 7, 0)
+    assert plan.placement[3] == 0 and plan.placement[2] == 0
+    assert plan.placement[1] != 0 and plan.placement[0] != 0
+    assert max(list(plan.placement.values()).count(c) for c in range(4)) == 2
+
+
+def test_all_tokens_on_one_chiplet():
+    plan = build_plan("fse-dp", MODEL, HW, trace_of([[1]]))
+    assert plan.token_home == (0,)
+    assert plan.jobs[0] == {1: ((0, 255),)} and plan.jobs[3] == {1: ()}
+
+
+def test_expert_with_zero_tokens_is_never_streamed():
+    plan = build_plan("fse-dp-paired", MODEL, HW, trace_of([[0], [1], [3], [3]]))
+    assert 2 not in plan.expert_order
+    assert all(t.expert != 2 for s in plan.streams for t in s)
+    ep = build_plan("ep", MODEL, HW, trace_of([[0], [1], [3], [3]]))
+    assert 2 not in ep.placement
+
+
+def test_every_expert_used_streams_every_slice_exactly_once():
+    trace = uniform(64, 8, 2, seed=0)
+    assert np.all(trace.tokens_per_expert(8) > 0)
+    for strategy in STRATEGIES:
+        plan = build_plan(strategy, MODEL2, HW, trace)
+        transfers = sorted((t.expert, t.slice) for s in plan.streams for t in s)
+        assert transfers == [(e, s) for e in range(8) for s in range(plan.slices)]
+        assert plan.weight_bytes_streamed() == 8 * MODEL2.expert_bytes
+
+
+def test_contiguous_layout_gives_each_channel_one_part():
+    plan = build_plan("fse-dp", MODEL2, HW, uniform(64, 8, 2, seed=0), layout="contiguous")
+    assert [(t.expert, t.slice) for t in plan.streams[0]] == [(0, s) for s in range(4)] + [(1, s) for s in range(4)]
+    assert [len(s) for s in plan.streams] == [8, 8, 8, 8]
+
+
+def test_bad_options_are_rejected():
+    trace = uniform(4, 8, 2, seed=0)
+    with pytest.raises(PlanError, match="unknown strategy 'dp'"):
+        build_plan("dp", MODEL2, HW, trace)
+    with pytest.raises(PlanError, match="positive divisor"):
+        build_plan("fse-dp", MODEL2, HW, trace, slices=3)
+    with pytest.raises(PlanError, match="unknown slice layout"):
+        build_plan("fse-dp", MODEL2, HW, trace, layout="zigzag")
+    with pytest.raises(ValueError, match="top-2 but the model uses top-1"):
+        build_plan("ep", MODEL, HW, trace)
+
+
+@pytest.mark.parametrize("rows,cols", [(2, 2), (3, 3), (4, 4), (2, 3), (1, 3)])
+def test_default_ring_visits_every_chiplet_once(rows, cols):
+    succ = ring.mesh_ring(rows, cols)
+    seen, c = [], 0
+    for _ in range(rows * cols):
+        seen.append(c)
+        c = succ[c]
+    assert c == 0 and sorted(seen) == list(range(rows * cols))
+    long_edges = [a for a in range(rows * cols) if ring.hop_distance(a, succ[a], cols) > 1]
+    if rows % 2 == 0 or cols % 2 == 0:
+        assert not long_edges
+    elif rows > 1:
+        assert len(long_edges) == 1
