@@ -113,6 +113,47 @@ def cmd_trace(args):
     print(f"wrote {trace.num_tokens} tokens (top-{trace.top_k} of {model.num_experts} experts) to {args.out}")
 
 
+def cmd_programs(args):
+    from hw.config import SystemConfig
+    from scheduler import program, strategies
+
+    hw, model, trace = workload(args)
+    plan = strategies.build_plan(args.strategy, model, hw, trace, slices=args.slices, layout=args.layout)
+    layer = golden.random_layer(model.num_experts, model.d_model, model.d_ff, args.seed)
+    progs = program.encode_plan(plan, layer, SystemConfig.from_preset(hw).tile)
+    program.write_programs(progs, args.out)
+    sizes = ", ".join(f"{p.title}: {len(p.words)}" for p in progs.sections())
+    print(f"wrote {args.strategy} programs for {model.name} on {hw.name} to {args.out} (words: {sizes})")
+
+
+def cmd_disasm(args):
+    from scheduler import program
+
+    print(program.disassemble_programs(program.read_programs(args.program)), end="")
+
+
+def cmd_asm(args):
+    from scheduler import program
+
+    try:
+        text = open(args.source).read()
+    except OSError as exc:
+        raise UsageError(f"{args.source}: {exc.strerror}") from None
+    progs = program.assemble_programs(text, args.source)
+    program.write_programs(progs, args.out)
+    print(f"assembled {len(progs.sections())} sections to {args.out}")
+
+
+def add_strategy_flags(p: argparse.ArgumentParser) -> None:
+    from scheduler import plan, strategies
+
+    p.add_argument("--strategy", default="fse-dp-paired", choices=plan.STRATEGIES, help="strategy to plan")
+    p.add_argument("--slices", type=_positive_int, default=None,
+                   help="FSE-DP micro-slices per expert (default: the model preset's)")
+    p.add_argument("--layout", default="round-robin", choices=strategies.LAYOUTS,
+                   help="FSE-DP slice layout over the DRAM channels")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsedp", description=__doc__.splitlines()[0].strip("`: "))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -132,6 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_workload_flags(p)
     p.add_argument("--out", required=True, metavar="FILE", help="output .jsonl path")
     p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("programs", help="plan a workload and write its stream control programs")
+    add_workload_flags(p)
+    add_strategy_flags(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="output program file (.fsedp)")
+    p.set_defaults(func=cmd_programs)
+
+    p = sub.add_parser("disasm", help="print a program file in its text form")
+    p.add_argument("program", metavar="PROGRAM", help="program file written by `fsedp programs` or `fsedp asm`")
+    p.set_defaults(func=cmd_disasm)
+
+    p = sub.add_parser("asm", help="assemble a program file from its text form (as disasm prints it)")
+    p.add_argument("source", metavar="TEXT", help="program text with .controller N / .dram N sections")
+    p.add_argument("--out", required=True, metavar="FILE", help="output program file")
+    p.set_defaults(func=cmd_asm)
     return parser
 
 

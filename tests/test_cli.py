@@ -52,3 +52,20 @@ def test_bad_input_is_one_line_error_and_nonzero_exit(args, message):
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
     assert message in last and "Traceback" not in out.stderr
+
+
+def test_programs_disasm_asm_round_trip(tmp_path):
+    prog, text, again = tmp_path / "l.fsedp", tmp_path / "l.s", tmp_path / "l2.fsedp"
+    assert cli.main(["programs", "--strategy", "hydra", "--out", str(prog)]) == 0
+    out = run_cli("disasm", str(prog))
+    assert out.returncode == 0 and ".controller 0" in out.stdout and "STREAM kind=WEIGHT" in out.stdout
+    text.write_text(out.stdout)
+    assert cli.main(["asm", str(text), "--out", str(again)]) == 0
+    assert again.read_bytes() == prog.read_bytes()
+
+
+def test_disasm_of_a_bad_file_is_one_line_error(tmp_path):
+    bad = tmp_path / "x.fsedp"
+    bad.write_bytes(b"junk")
+    out = run_cli("disasm", str(bad))
+    assert out.returncode == 2 and "bad magic" in out.stderr and "Traceback" not in out.stderr

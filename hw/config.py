@@ -1,0 +1,130 @@
+"""Build parameters of one RTL configuration (fixed when Verilog is generated).
+
+Everything that varies between workloads on the same build (slot partitioning, layer
+shape, tables, programs) is data loaded at run time; everything here is a capacity or a
+width.  One Verilator build serves every workload that fits these capacities, and the
+program encoder rejects any that does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from fractions import Fraction
+
+__all__ = ["TileConfig", "SystemConfig", "rate"]
+
+
+def rate(bytes_per_cycle: float, width_bytes: int, max_den: int = 64) -> tuple[int, int]:
+    """A bandwidth as ``num / den`` transfers of ``width_bytes`` per cycle (at most 1)."""
+    f = Fraction(bytes_per_cycle / width_bytes).limit_denominator(max_den)
+    if f <= 0:
+        raise ValueError(f"bandwidth must be positive, not {bytes_per_cycle!r} bytes per cycle")
+    f = min(f, Fraction(1))
+    return f.numerator, f.denominator
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """Capacities and widths of one chiplet tile.
+
+    Attributes
+    ----------
+    mac_rows, mac_cols : int
+        MAC array shape; a weight-buffer word is one ``mac_rows x mac_cols`` int8 block.
+    link_bytes : int
+        Flit width of the D2D links and of the weight-buffer write port; divides the word.
+    weight_words : int
+        Weight-buffer capacity in words (all slots together).
+    token_rows : int
+        Token-buffer (and accumulator-buffer) rows.
+    d_max : int
+        Largest hidden size d the token and accumulator rows hold.
+    table_entries : int
+        Capacity of the expert-to-local-token table (ENTRY instructions).
+    max_experts : int
+        Experts addressable by the expert table.
+    program_words : int
+        Controller program memory.
+    """
+
+    mac_rows: int = 8
+    mac_cols: int = 8
+    link_bytes: int = 16
+    weight_words: int = 192
+    token_rows: int = 512
+    d_max: int = 32
+    table_entries: int = 2048
+    max_experts: int = 256
+    program_words: int = 4096
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, int) or v <= 0:
+                raise TypeError(f"{f.name} must be a positive integer, not {v!r}")
+        if self.word_bytes % self.link_bytes:
+            raise ValueError(f"link_bytes {self.link_bytes} must divide the weight word "
+                             f"({self.word_bytes} bytes)")
+        if self.d_max % self.mac_rows or self.d_max % self.mac_cols:
+            raise ValueError(f"d_max {self.d_max} must be a multiple of the MAC array dimensions")
+
+    @property
+    def word_bytes(self) -> int:
+        return self.mac_rows * self.mac_cols
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """An R x C system: tiles, mesh links and DRAM channels.
+
+    Attributes
+    ----------
+    rows, cols : int
+    tile : TileConfig
+    dram_chiplets : tuple of int
+        Chiplet each DRAM channel is attached to.
+    dram_words : int
+        Words (of ``tile.word_bytes``) per DRAM channel.
+    dram_rate : (int, int)
+        Link-width beats per cycle a DRAM channel delivers, as ``num / den``.
+    dram_latency : int
+        Cycles from a request to the first beat.
+    link_rate : (int, int)
+        Flits per cycle of one link direction, as ``num / den``.
+    link_latency : int
+        Cycles of one D2D hop.
+    """
+
+    rows: int
+    cols: int
+    tile: TileConfig
+    dram_chiplets: tuple
+    dram_words: int
+    dram_rate: tuple
+    dram_latency: int
+    link_rate: tuple
+    link_latency: int
+
+    @property
+    def num_chiplets(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def name(self) -> str:
+        """A name unique to these parameters, for build directories."""
+        t = self.tile
+        return (f"sys{self.rows}x{self.cols}_m{t.mac_rows}x{t.mac_cols}_l{t.link_bytes}"
+                f"_w{t.weight_words}_t{t.token_rows}_d{t.d_max}_e{t.table_entries}_p{t.program_words}"
+                f"_dr{self.dram_rate[0]}-{self.dram_rate[1]}_dl{self.dram_latency}_dw{self.dram_words}"
+                f"_lr{self.link_rate[0]}-{self.link_rate[1]}_ll{self.link_latency}"
+                f"_c{'-'.join(map(str, self.dram_chiplets))}")
+
+    @classmethod
+    def from_preset(cls, preset, tile: TileConfig | None = None, dram_words: int = 2048) -> "SystemConfig":
+        """The RTL configuration of a hardware preset (any object with the attributes of
+        ``scheduler.presets.HardwarePreset``)."""
+        tile = tile or TileConfig(mac_rows=preset.mac_rows, mac_cols=preset.mac_cols)
+        return cls(rows=preset.rows, cols=preset.cols, tile=tile, dram_chiplets=tuple(preset.dram_chiplets),
+                   dram_words=dram_words, dram_rate=rate(preset.dram_bytes_per_cycle, tile.link_bytes),
+                   dram_latency=preset.dram_latency, link_rate=rate(preset.link_bytes_per_cycle, tile.link_bytes),
+                   link_latency=preset.link_latency)

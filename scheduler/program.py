@@ -1,0 +1,379 @@
+"""Stream control programs: encode a plan, assemble and disassemble text, read and write
+program files.  The bit layouts come from ``hw.isa`` and nowhere else.
+
+Text form, one instruction per line (``;`` starts a comment; operands by position or as
+``name=value``; numbers in decimal or ``0x`` hex; registers, opcodes and stream kinds by
+name)::
+
+    SET SLOTS, 12
+    LUT index=0, b0=0, b1=0, b2=0, b3=0
+    EXPERT expert=3, first=0, count=2
+    ENTRY row=0, gate=128
+    REMOTE row=5, uses=1, home=2, home_row=0
+    SEND row=0, dst=2, dst_row=5
+    STREAM kind=SLICE, expert=3, slice=1, dst=0, addr=0x18
+    END
+
+Program file (``.fsedp``): the magic ``FSEDPPRG``, a little-endian u32 version and a u32
+section count, then per section a u32 kind (0 controller, 1 DRAM channel), a u32 index
+(chiplet or channel) and a u32 word count, followed by that many little-endian u64
+instruction words.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+
+from amaranth.hdl import Shape
+from amaranth.lib import data
+
+from hw import isa
+from hw.config import TileConfig
+
+__all__ = ["ProgramError", "Program", "LayerPrograms", "encode_plan", "assemble", "disassemble",
+           "decode", "assemble_programs", "disassemble_programs", "write_programs", "read_programs", "CONTROLLER", "DRAM"]
+
+CONTROLLER, DRAM = 0, 1
+_SECTION_NAMES = {CONTROLLER: "controller", DRAM: "dram"}
+_MAGIC = b"FSEDPPRG"
+_VERSION = 1
+
+
+class ProgramError(ValueError):
+    """A program that the hardware cannot run: malformed, or exceeding a capacity."""
+
+
+# ----------------------------------------------------------------------------------------
+# Instruction words
+
+def _fields(layout) -> list[str]:
+    return [name for name, _ in layout.as_shape() if not name.startswith("_")]
+
+
+def _field_shape(layout, name):
+    return dict(layout.as_shape())[name].shape
+
+
+def _encode(opcode: isa.Opcode, **operands) -> int:
+    layout = isa.OPERANDS[opcode]
+    values = {}
+    for name in _fields(layout):
+        if name not in operands:
+            raise ProgramError(f"{opcode.name}: missing operand {name!r}")
+        values[name] = operands.pop(name)
+    if operands:
+        raise ProgramError(f"{opcode.name}: unknown operand(s) {', '.join(operands)}; "
+                           f"allowed: {', '.join(_fields(layout))}")
+    for name, v in values.items():
+        shape = _field_shape(layout, name)
+        if isinstance(shape, type) and issubclass(shape, isa.enum.Enum):
+            if not isinstance(v, shape):
+                raise ProgramError(f"{opcode.name}: {name} must be one of "
+                                   f"{', '.join(m.name for m in shape)}, not {v!r}")
+            continue
+        if isinstance(shape, data.ArrayLayout):
+            if len(v) != shape.length or any(not isinstance(b, int) or not 0 <= b < 256 for b in v):
+                raise ProgramError(f"{opcode.name}: {name} must be {shape.length} values 0..255")
+            continue
+        width = Shape.cast(shape).width
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < (1 << width):
+            raise ProgramError(f"{opcode.name}: {name} = {v!r} does not fit {width} bits (0..{(1 << width) - 1})")
+    operand_bits = layout.const(values).as_value().value
+    return int(opcode.value) | (operand_bits << 8)
+
+
+def decode(word: int) -> tuple[isa.Opcode, dict]:
+    """Opcode and named operands of one instruction word."""
+    try:
+        opcode = isa.Opcode(word & 0xFF)
+    except ValueError:
+        raise ProgramError(f"unknown opcode 0x{word & 0xFF:02x}") from None
+    view = isa.OPERANDS[opcode].from_bits(word >> 8)
+    ops = {}
+    for name in _fields(isa.OPERANDS[opcode]):
+        try:
+            v = view[name]
+        except ValueError:
+            raise ProgramError(f"{opcode.name}: invalid value in operand {name!r}") from None
+        ops[name] = v if isinstance(v, isa.enum.Enum) else (
+            [int(b) for b in v] if hasattr(v, "__len__") else int(v))
+    return opcode, ops
+
+
+def _format(word: int) -> str:
+    opcode, ops = decode(word)
+    parts = []
+    for name, v in ops.items():
+        if isinstance(v, list):
+            parts += [f"b{i}={b}" for i, b in enumerate(v)]
+        elif isinstance(v, isa.enum.Enum):
+            parts.append(f"{name}={v.name}")
+        else:
+            parts.append(f"{name}={v:#x}" if name == "addr" else f"{name}={v}")
+    return opcode.name + (" " + ", ".join(parts) if parts else "")
+
+
+def _parse_value(text: str, shape, where: str):
+    if isinstance(shape, type) and issubclass(shape, isa.enum.Enum):
+        try:
+            return shape[text.upper()]
+        except KeyError:
+            raise ProgramError(f"{where}: {text!r} is not one of {', '.join(m.name for m in shape)}") from None
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise ProgramError(f"{where}: {text!r} is not a number") from None
+
+
+def assemble(text: str, name: str = "<text>") -> list[int]:
+    """Assemble the text form into instruction words; errors name the line."""
+    words = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.split(";", 1)[0].strip()
+        if not line:
+            continue
+        where = f"{name}:{lineno}"
+        mnemonic, _, rest = line.partition(" ")
+        try:
+            opcode = isa.Opcode[mnemonic.upper()]
+        except KeyError:
+            raise ProgramError(f"{where}: unknown instruction {mnemonic!r}; allowed: "
+                               f"{', '.join(o.name for o in isa.Opcode)}") from None
+        layout = isa.OPERANDS[opcode]
+        names = _fields(layout)
+        flat = [n for n in names if n != "values"] if opcode is not isa.Opcode.LUT else \
+            ["index", "b0", "b1", "b2", "b3"]
+        args = [a.strip() for a in rest.split(",")] if rest.strip() else []
+        if len(args) != len(flat):
+            raise ProgramError(f"{where}: {opcode.name} takes {len(flat)} operands ({', '.join(flat)}), "
+                               f"got {len(args)}")
+        got = {}
+        for i, arg in enumerate(args):
+            key, eq, val = arg.partition("=")
+            key, val = (key.strip(), val.strip()) if eq else (flat[i], arg)
+            if key not in flat or key in got:
+                raise ProgramError(f"{where}: unexpected operand {key!r} for {opcode.name}")
+            got[key] = val
+        if opcode is isa.Opcode.LUT:
+            ops = {"index": _parse_value(got["index"], None, where),
+                   "values": [_parse_value(got[f"b{i}"], None, where) for i in range(4)]}
+        else:
+            ops = {k: _parse_value(v, _field_shape(layout, k), where) for k, v in got.items()}
+        try:
+            words.append(_encode(opcode, **ops))
+        except ProgramError as exc:
+            raise ProgramError(f"{where}: {exc}") from None
+    return words
+
+
+def disassemble(words) -> str:
+    """Text form of instruction words (assembles back to the same words)."""
+    lines = []
+    for i, w in enumerate(words):
+        try:
+            lines.append(_format(w))
+        except ProgramError as exc:
+            raise ProgramError(f"word {i}: {exc}") from None
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+# ----------------------------------------------------------------------------------------
+# Programs of one layer
+
+@dataclass
+class Program:
+    kind: int          # CONTROLLER or DRAM
+    index: int         # chiplet or channel
+    words: list
+
+    @property
+    def title(self) -> str:
+        return f"{_SECTION_NAMES[self.kind]} {self.index}"
+
+
+@dataclass
+class LayerPrograms:
+    controllers: list  # Program per chiplet
+    drams: list        # Program per DRAM channel
+
+    def sections(self):
+        return list(self.controllers) + list(self.drams)
+
+
+def assemble_programs(text: str, name: str = "<text>") -> LayerPrograms:
+    """Assemble a whole program file's text: sections open with a directive line
+    ``.controller N`` or ``.dram N`` (the form :func:`disassemble_programs` prints)."""
+    progs = LayerPrograms([], [])
+    current, body, start = None, [], 0
+
+    def close():
+        if current is not None:
+            kind, index = current
+            # keep line numbers in errors: pad with the lines before the section
+            words = assemble("\n" * start + "\n".join(body), name)
+            (progs.controllers if kind == CONTROLLER else progs.drams).append(Program(kind, index, words))
+
+    kinds = {v: k for k, v in _SECTION_NAMES.items()}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.split(";", 1)[0].strip()
+        if stripped.startswith("."):
+            m = re.fullmatch(r"\.(\w+)\s+(\d+)", stripped)
+            if not m or m.group(1) not in kinds:
+                raise ProgramError(f"{name}:{lineno}: a section directive is '.controller N' or '.dram N', "
+                                   f"not {stripped!r}")
+            close()
+            current, body, start = (kinds[m.group(1)], int(m.group(2))), [], lineno
+        elif stripped:
+            if current is None:
+                raise ProgramError(f"{name}:{lineno}: instruction before the first section directive "
+                                   f"('.controller N' or '.dram N')")
+            body.append(line)
+        else:
+            body.append("")
+    close()
+    return progs
+
+
+def disassemble_programs(programs: LayerPrograms) -> str:
+    """Text form of a whole program file (assembles back to the same file)."""
+    out = []
+    for p in programs.sections():
+        out.append(f".{_SECTION_NAMES[p.kind]} {p.index}    ; {len(p.words)} words")
+        out.append(disassemble(p.words))
+    return "\n".join(out)
+
+
+def write_programs(programs: LayerPrograms, path) -> None:
+    sections = programs.sections()
+    out = bytearray(_MAGIC + struct.pack("<II", _VERSION, len(sections)))
+    for p in sections:
+        out += struct.pack("<III", p.kind, p.index, len(p.words))
+        out += struct.pack(f"<{len(p.words)}Q", *p.words)
+    with open(path, "wb") as f:
+        f.write(out)
+
+
+def read_programs(path) -> LayerPrograms:
+    try:
+        raw = open(path, "rb").read()
+    except OSError as exc:
+        raise ProgramError(f"{path}: cannot read program file: {exc.strerror}") from None
+    if raw[:8] != _MAGIC:
+        raise ProgramError(f"{path}: not an fsedp program file (bad magic)")
+    try:
+        version, count = struct.unpack_from("<II", raw, 8)
+        if version != _VERSION:
+            raise ProgramError(f"{path}: program file version {version} is not supported (expected {_VERSION})")
+        pos, progs = 16, LayerPrograms([], [])
+        for _ in range(count):
+            kind, index, n = struct.unpack_from("<III", raw, pos)
+            pos += 12
+            if kind not in _SECTION_NAMES:
+                raise ProgramError(f"{path}: unknown section kind {kind}")
+            words = list(struct.unpack_from(f"<{n}Q", raw, pos))
+            pos += 8 * n
+            (progs.controllers if kind == CONTROLLER else progs.drams).append(Program(kind, index, words))
+    except struct.error:
+        raise ProgramError(f"{path}: program file is truncated") from None
+    if pos != len(raw):
+        raise ProgramError(f"{path}: {len(raw) - pos} trailing bytes after the last section")
+    return progs
+
+
+# ----------------------------------------------------------------------------------------
+# Encoding a plan
+
+def _set(reg, value):
+    return _encode(isa.Opcode.SET, reg=reg, value=value)
+
+
+def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
+    """Programs for every chiplet controller and DRAM channel of ``plan``.
+
+    ``layer`` supplies the requantization constants and SiLU table; ``tile`` the build's
+    capacities.  Raises :class:`ProgramError` naming the chiplet and the capacity if the
+    plan does not fit the build.
+    """
+    model, hw = plan.model, plan.hardware
+    n = plan.num_chiplets
+    d, cols = model.d_model, model.d_ff // plan.slices
+    word = tile.word_bytes
+    if plan.slot_bytes % word:
+        raise ProgramError(f"a slot of {plan.slot_bytes} bytes is not a whole number of {word}-byte words")
+    slot_words = plan.slot_bytes // word
+    for what, v in (("hidden size d", d), ("slice columns f/S", cols)):
+        if v % tile.mac_rows or v % tile.mac_cols:
+            raise ProgramError(f"{what} {v} must be a multiple of the MAC array ({tile.mac_rows}x{tile.mac_cols})")
+    if d > tile.d_max:
+        raise ProgramError(f"hidden size d {d} exceeds the token rows' {tile.d_max} bytes")
+    if plan.slots * slot_words > tile.weight_words:
+        raise ProgramError(f"{plan.slots} slots of {slot_words} words exceed the weight buffer's "
+                           f"{tile.weight_words} words")
+    if max(model.num_experts, plan.slices, n) > tile.max_experts:
+        raise ProgramError(f"the expert table holds experts 0..{tile.max_experts - 1}")
+
+    q = layer.quant
+    silu = [int(v) & 0xFF for v in q.silu]
+    arrivals = [0] * n
+    for stream in plan.streams:
+        for t in stream:
+            if plan.successor is not None:
+                for c in range(n):
+                    arrivals[c] += 1
+            else:
+                arrivals[t.dst] += 1
+    results = [0] * n
+    for s in plan.token_sends:
+        results[s.src] += 1
+
+    controllers = []
+    for c in range(n):
+        rows = plan.token_rows(c)
+        if rows > tile.token_rows:
+            raise ProgramError(f"chiplet {c}: {rows} token rows exceed the token buffer's {tile.token_rows}")
+        words = [_set(isa.Reg.CHIPLET_ID, c),
+                 _set(isa.Reg.SUCCESSOR, plan.successor[c] if plan.successor else c),
+                 _set(isa.Reg.RING_LEN, n if plan.successor else 1),
+                 _set(isa.Reg.SLOTS, plan.slots), _set(isa.Reg.SLOT_WORDS, slot_words),
+                 _set(isa.Reg.D_MODEL, d), _set(isa.Reg.SLICE_COLS, cols), _set(isa.Reg.TOKEN_ROWS, rows),
+                 _set(isa.Reg.ARRIVALS, arrivals[c]), _set(isa.Reg.RESULTS, results[c]),
+                 _set(isa.Reg.GATE_MULT, q.gate_mult), _set(isa.Reg.GATE_SHIFT, q.gate_shift),
+                 _set(isa.Reg.UP_MULT, q.up_mult), _set(isa.Reg.UP_SHIFT, q.up_shift),
+                 _set(isa.Reg.HIDDEN_MULT, q.hidden_mult), _set(isa.Reg.HIDDEN_SHIFT, q.hidden_shift)]
+        words += [_encode(isa.Opcode.LUT, index=i, values=silu[i:i + 4]) for i in range(0, 256, 4)]
+        entries = []
+        for e, job in plan.jobs[c].items():
+            words.append(_encode(isa.Opcode.EXPERT, expert=e, first=len(entries), count=len(job)))
+            entries += job
+        if len(entries) > tile.table_entries:
+            raise ProgramError(f"chiplet {c}: {len(entries)} token-table entries exceed the table's "
+                               f"{tile.table_entries}")
+        words += [_encode(isa.Opcode.ENTRY, row=r, gate=g) for r, g in entries]
+        if plan.remote_rows:
+            uses = {}
+            for e, job in plan.jobs[c].items():
+                for r, _ in job:
+                    uses[r] = uses.get(r, 0) + 1
+            for (src, t), r in plan.remote_rows[c].items():
+                words.append(_encode(isa.Opcode.REMOTE, row=r, uses=uses[r], home=src,
+                                     home_row=plan.token_row[t]))
+        for s in plan.token_sends:
+            if s.src == c:
+                words.append(_encode(isa.Opcode.SEND, row=plan.token_row[s.token], dst=s.dst,
+                                     dst_row=plan.remote_rows[s.dst][(s.src, s.token)]))
+        words.append(_encode(isa.Opcode.END))
+        if len(words) > tile.program_words:
+            raise ProgramError(f"chiplet {c}: program of {len(words)} words exceeds the program memory's "
+                               f"{tile.program_words}")
+        controllers.append(Program(CONTROLLER, c, words))
+
+    drams = []
+    kind = isa.StreamKind.SLICE if plan.successor is not None else isa.StreamKind.WEIGHT
+    for ch, stream in enumerate(plan.streams):
+        words = [_encode(isa.Opcode.STREAM, kind=kind, expert=t.expert, slice=t.slice, dst=t.dst,
+                         addr=i * slot_words) for i, t in enumerate(stream)]
+        words.append(_encode(isa.Opcode.END))
+        drams.append(Program(DRAM, ch, words))
+    return LayerPrograms(controllers, drams)
