@@ -18,10 +18,10 @@ run: $(STAMP)
 	$(VENV)/bin/fsedp golden
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) -m "not slow"
+	$(PY) -m pytest -n $(JOBS)
 
 test-all: $(STAMP)
-	$(PY) -m pytest -n $(JOBS)
+	$(PY) -m pytest -n $(JOBS) -m "slow or not slow"
 
 clean:
 	rm -rf build .pytest_cache

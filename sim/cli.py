@@ -154,6 +154,42 @@ def add_strategy_flags(p: argparse.ArgumentParser) -> None:
                    help="FSE-DP slice layout over the DRAM channels")
 
 
+def cmd_verilog(args):
+    import dataclasses
+    import pathlib
+
+    from hw.sram import check_pow2
+    from hw.tile_datapath import TileDatapath, link_bytes_for, tile_config_for
+    from sim.toolchain import to_verilog, write_if_changed
+
+    hw = presets.get_hardware(args.preset)
+    tile = tile_config_for(hw)
+    for what, value in (("MAC array row count", args.mac_rows), ("MAC array column count", args.mac_cols)):
+        if value is not None:
+            check_pow2(what, value)
+    if args.mac_rows or args.mac_cols:
+        rows, cols = args.mac_rows or tile.mac_rows, args.mac_cols or tile.mac_cols
+        unit = max(rows, cols)
+        tile = dataclasses.replace(tile, mac_rows=rows, mac_cols=cols, d_max=-(-tile.d_max // unit) * unit,
+                                   link_bytes=args.link_bytes or link_bytes_for(rows * cols, hw.link_bytes_per_cycle))
+    elif args.link_bytes:
+        tile = dataclasses.replace(tile, link_bytes=args.link_bytes)
+    params = TileDatapath.parameters_for(tile)
+    try:
+        dut = TileDatapath(**params)
+    except TypeError as exc:
+        raise UsageError(str(exc)) from None
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    path = out / "tile_datapath.v"
+    changed = write_if_changed(path, to_verilog(dut, "tile_datapath"))
+    write_if_changed(out / "tile_datapath.json",
+                     json.dumps({"top": "tile_datapath", "preset": hw.name, "parameters": params}, indent=2) + "\n")
+    print(f"{'wrote' if changed else 'unchanged'} {path}: TileDatapath {params['mac_rows']}x{params['mac_cols']} "
+          f"MACs, {params['link_bytes']}-byte link, preset {hw.name} ({time.perf_counter() - t0:.1f} s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsedp", description=__doc__.splitlines()[0].strip("`: "))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -188,6 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="TEXT", help="program text with .controller N / .dram N sections")
     p.add_argument("--out", required=True, metavar="FILE", help="output program file")
     p.set_defaults(func=cmd_asm)
+
+    p = sub.add_parser("verilog", help="write the Verilog of the tile datapath (and its parameters as JSON)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--preset", default=DEFAULTS["preset"], help="hardware preset giving the tile parameters")
+    p.add_argument("--mac-rows", type=_positive_int, default=None, help="override the MAC array rows")
+    p.add_argument("--mac-cols", type=_positive_int, default=None, help="override the MAC array columns")
+    p.add_argument("--link-bytes", type=_positive_int, default=None,
+                   help="override the D2D flit width in bytes (default: from the preset's link bandwidth)")
+    p.set_defaults(func=cmd_verilog)
     return parser
 
 
