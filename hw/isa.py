@@ -17,14 +17,17 @@ Chiplet controller program
     ``count`` token-buffer rows listed from entry ``first`` on.  ``REMOTE row, uses, home,
     home_row`` marks a token-buffer row as holding a token received from another chiplet
     (EP/Hydra): after ``uses`` jobs have used it, its int32 result is sent back to row
-    ``home_row`` of chiplet ``home``.  ``SEND row, dst, dst_row`` sends a resident token
+    ``home_row`` of chiplet ``home``.  A job whose token list includes such a row starts
+    only once all ``TOKENS`` expected tokens have arrived (EP's all-to-all dispatch
+    completes before expert compute).  ``SEND row, dst, dst_row`` sends a resident token
     to another chiplet.  ``END`` closes the program: the controller then serves slice
     arrivals and signals done once every expected arrival, job, result and send has
     completed.
 
 DRAM channel program
-    ``STREAM kind, expert, slice, dst, addr`` streams one slot's worth of weights (the
-    slot size of the destination's program) from DRAM word address ``addr`` as a SLICE
+    ``SET CHIPLET_ID`` (the chiplet the channel is attached to) and ``SET SLOT_WORDS``
+    first; then ``STREAM kind, expert, slice, dst, addr`` streams one slot's worth of
+    weights (``SLOT_WORDS`` weight-buffer words) from DRAM word address ``addr`` as a SLICE
     packet into the channel's own chiplet (FSE-DP: it then travels the ring) or as a
     WEIGHT packet to chiplet ``dst`` (EP/Hydra), in program order.  ``END`` closes it.
 """
@@ -65,6 +68,7 @@ class Reg(enum.Enum, shape=8):
     TOKEN_ROWS = 0x07   # token-buffer rows in use (resident, then received)
     ARRIVALS = 0x08     # slice or expert arrivals this chiplet will compute on
     RESULTS = 0x09      # results it will receive from other chiplets
+    TOKENS = 0x0A       # tokens it will receive from other chiplets (EP/Hydra dispatch)
     GATE_MULT = 0x10
     GATE_SHIFT = 0x11
     UP_MULT = 0x12

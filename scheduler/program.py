@@ -324,9 +324,10 @@ def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
                     arrivals[c] += 1
             else:
                 arrivals[t.dst] += 1
-    results = [0] * n
+    results, tokens = [0] * n, [0] * n
     for s in plan.token_sends:
         results[s.src] += 1
+        tokens[s.dst] += 1
 
     controllers = []
     for c in range(n):
@@ -339,6 +340,7 @@ def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
                  _set(isa.Reg.SLOTS, plan.slots), _set(isa.Reg.SLOT_WORDS, slot_words),
                  _set(isa.Reg.D_MODEL, d), _set(isa.Reg.SLICE_COLS, cols), _set(isa.Reg.TOKEN_ROWS, rows),
                  _set(isa.Reg.ARRIVALS, arrivals[c]), _set(isa.Reg.RESULTS, results[c]),
+                 _set(isa.Reg.TOKENS, tokens[c]),
                  _set(isa.Reg.GATE_MULT, q.gate_mult), _set(isa.Reg.GATE_SHIFT, q.gate_shift),
                  _set(isa.Reg.UP_MULT, q.up_mult), _set(isa.Reg.UP_SHIFT, q.up_shift),
                  _set(isa.Reg.HIDDEN_MULT, q.hidden_mult), _set(isa.Reg.HIDDEN_SHIFT, q.hidden_shift)]
@@ -372,7 +374,8 @@ def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
     drams = []
     kind = isa.StreamKind.SLICE if plan.successor is not None else isa.StreamKind.WEIGHT
     for ch, stream in enumerate(plan.streams):
-        words = [_encode(isa.Opcode.STREAM, kind=kind, expert=t.expert, slice=t.slice, dst=t.dst,
+        words = [_set(isa.Reg.CHIPLET_ID, hw.dram_chiplets[ch]), _set(isa.Reg.SLOT_WORDS, slot_words)]
+        words += [_encode(isa.Opcode.STREAM, kind=kind, expert=t.expert, slice=t.slice, dst=t.dst,
                          addr=i * slot_words) for i, t in enumerate(stream)]
         words.append(_encode(isa.Opcode.END))
         drams.append(Program(DRAM, ch, words))
