@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import re
 import struct
+
+import numpy as np
 from dataclasses import dataclass
 
 from amaranth.hdl import Shape
@@ -33,7 +35,7 @@ from hw import isa
 from hw.config import TileConfig
 
 __all__ = ["ProgramError", "Program", "LayerPrograms", "encode_plan", "assemble", "disassemble",
-           "decode", "assemble_programs", "disassemble_programs", "write_programs", "read_programs", "CONTROLLER", "DRAM"]
+           "decode", "dram_images", "assemble_programs", "disassemble_programs", "write_programs", "read_programs", "CONTROLLER", "DRAM"]
 
 CONTROLLER, DRAM = 0, 1
 _SECTION_NAMES = {CONTROLLER: "controller", DRAM: "dram"}
@@ -380,3 +382,21 @@ def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
         words.append(_encode(isa.Opcode.END))
         drams.append(Program(DRAM, ch, words))
     return LayerPrograms(controllers, drams)
+
+
+def dram_images(plan, layer, tile: TileConfig) -> list:
+    """Per DRAM channel, its weight image as a ``(words, word_bytes)`` uint8 array: the
+    slot images of the channel's transfers, in stream order, at the addresses its
+    ``STREAM`` instructions name (``i * SLOT_WORDS``), each packed in the slice layout of
+    ``hw.slice_layout`` (a whole expert for EP and Hydra)."""
+    from hw.slice_layout import pack_slice
+
+    from .golden import slice_columns
+
+    images = []
+    for stream in plan.streams:
+        words = [pack_slice(layer.w_gate[t.expert][:, cols], layer.w_up[t.expert][:, cols],
+                            layer.w_down[t.expert][cols, :], tile.mac_rows, tile.mac_cols)
+                 for t in stream for cols in [slice_columns(layer.d_ff, plan.slices, t.slice)]]
+        images.append(np.concatenate(words) if words else np.zeros((0, tile.word_bytes), np.uint8))
+    return images

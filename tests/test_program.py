@@ -154,3 +154,24 @@ def test_instruction_layouts_are_64_bits():
     assert isa.Instruction.as_shape().size == 64
     for layout in isa.OPERANDS.values():
         assert layout.as_shape().size == 56
+
+
+def test_dram_images_hold_each_streamed_slice_at_its_address():
+    from hw.slice_layout import unpack_slice
+
+    trace = routing.uniform(16, 8, 2, seed=1)
+    layer = golden.random_layer(8, 32, 64, seed=2)
+    plan = build_plan("fse-dp-paired", TINY, HW, trace)
+    tile = TileConfig()
+    progs = program.encode_plan(plan, layer, tile)
+    images = program.dram_images(plan, layer, tile)
+    for prog, image in zip(progs.drams, images):
+        regs = {o["reg"]: o["value"] for op, o in map(program.decode, prog.words) if op is isa.Opcode.SET}
+        n = regs[isa.Reg.SLOT_WORDS]
+        for op, o in map(program.decode, prog.words):
+            if op is not isa.Opcode.STREAM:
+                continue
+            cols = golden.slice_columns(64, TINY.slices, o["slice"])
+            g, u, dn = unpack_slice(image[o["addr"]:o["addr"] + n], 32, len(cols), 8, 8)
+            assert np.array_equal(g, layer.w_gate[o["expert"]][:, cols])
+            assert np.array_equal(dn, layer.w_down[o["expert"]][cols, :])
