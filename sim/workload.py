@@ -1,0 +1,94 @@
+"""One layer's workload, ready for an engine: plan, data, programs and the golden answer.
+
+:func:`prepare` is the single place where CLI-level choices (presets, routing, strategy,
+seed) become everything an engine loads: the plan, the int8 weights and tokens, the
+encoded programs, the DRAM images, each chiplet's token-buffer contents, and the golden
+int32 output each chiplet's accumulators must hold at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hw.config import SystemConfig
+from scheduler import golden, presets, program, routing, strategies
+from scheduler.plan import Plan
+
+__all__ = ["Workload", "prepare", "expected_accumulators"]
+
+
+@dataclass(eq=False)
+class Workload:
+    plan: Plan
+    layer: golden.MoELayer
+    tokens: np.ndarray            # (L, d) int8
+    programs: program.LayerPrograms
+    dram_images: list             # per channel, (words, word_bytes) uint8
+    token_rows: list              # per chiplet, (rows, d) int8 initial token buffer
+    expected: list                # per chiplet, (rows, d) int32 final accumulators
+    output: np.ndarray            # (L, d) int32 golden layer output
+    system: SystemConfig
+    spec: dict                    # the choices that made it (for result JSON)
+
+    @property
+    def strategy(self) -> str:
+        return self.plan.strategy
+
+
+def expected_accumulators(plan: Plan, layer, tokens) -> list:
+    """Per chiplet, the int32 accumulator rows at the end of the layer.
+
+    Resident rows hold the finished outputs of their tokens (for EP and Hydra including
+    the results received back); a received token's row holds the partial sum of the
+    experts this chiplet applied to it (the result it sent home).
+    """
+    gate_q = golden.quantize_gate_weights(plan.trace.weights)
+    out = golden.moe_layer(layer, tokens, plan.trace.experts, gate_q)
+    acc = []
+    for c in range(plan.num_chiplets):
+        rows = np.zeros((plan.token_rows(c), layer.d_model), dtype=np.int32)
+        for t in plan.resident_tokens(c):
+            rows[plan.token_row[t]] = out[t]
+        if plan.remote_rows:
+            for (src, t), r in plan.remote_rows[c].items():
+                experts = plan.trace.experts[t]
+                partial = np.zeros(layer.d_model, dtype=np.int64)
+                for rank, e in enumerate(experts):
+                    if plan.placement[int(e)] == c:
+                        partial += golden.apply_slice(layer, int(e), np.arange(layer.d_ff), tokens[t:t + 1],
+                                                      gate_q[t:t + 1, rank])[0]
+                rows[r] = golden.wrap_int32(partial)
+        acc.append(rows)
+    return acc
+
+
+def prepare(*, preset: str, model: str, tokens: int, routing_spec: str, strategy: str, seed: int = 0,
+            slices: int | None = None, layout: str = "round-robin", system: SystemConfig | None = None) -> Workload:
+    """Build a workload from preset names and options (raises clear ``ValueError``s)."""
+    hw = presets.get_hardware(preset)
+    m = presets.get_model(model)
+    trace = routing.from_spec(routing_spec, tokens, m.num_experts, m.top_k, seed)
+    plan = strategies.build_plan(strategy, m, hw, trace, slices=slices, layout=layout)
+    layer = golden.random_layer(m.num_experts, m.d_model, m.d_ff, seed)
+    x = golden.random_tokens(trace.num_tokens, m.d_model, seed)
+    system = system or SystemConfig.from_preset(hw)
+    progs = program.encode_plan(plan, layer, system.tile)
+    images = program.dram_images(plan, layer, system.tile)
+    for ch, img in enumerate(images):
+        if len(img) > system.dram_words:
+            raise program.ProgramError(f"DRAM channel {ch}: image of {len(img)} words exceeds its "
+                                       f"{system.dram_words} words")
+    token_rows = []
+    for c in range(plan.num_chiplets):
+        rows = np.zeros((plan.token_rows(c), m.d_model), dtype=np.int8)
+        for t in plan.resident_tokens(c):
+            rows[plan.token_row[t]] = x[t]
+        token_rows.append(rows)
+    gate_q = golden.quantize_gate_weights(trace.weights)
+    spec = {"preset": preset, "model": model, "tokens": tokens, "routing": routing_spec,
+            "strategy": strategy, "seed": seed, "slices": plan.slices, "layout": layout}
+    return Workload(plan=plan, layer=layer, tokens=x, programs=progs, dram_images=images,
+                    token_rows=token_rows, expected=expected_accumulators(plan, layer, x),
+                    output=golden.moe_layer(layer, x, trace.experts, gate_q), system=system, spec=spec)
