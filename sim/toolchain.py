@@ -93,7 +93,7 @@ def get_runner(sim: str):
 
 
 def build(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verilator", waves: bool = False,
-          public_top_only: bool = False):
+          public_top_only: bool = False, hier_blocks=()):
     """Build ``toplevel`` from Verilog ``sources`` into ``build_dir``; returns the runner.
 
     Verilator reuses its object files when the sources did not change, so a rebuild of an
@@ -103,6 +103,10 @@ def build(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verilator
     VPI-visible (``--public-flat-rw``), which for large designs multiplies the C++ the
     compiler has to build; with this flag only the top module's ports and wires stay
     visible (a Verilator control file), so benches must talk to the top level only.
+
+    ``hier_blocks`` (Verilator, with ``public_top_only``): modules to Verilate once as
+    hierarchical blocks (``--hierarchical``), so that a design with many instances of one
+    module compiles that module's C++ once instead of once per instance.
     """
     runner = get_runner(sim)
     args = list(_VERILATOR_BUILD_ARGS) if sim == "verilator" else []
@@ -110,8 +114,11 @@ def build(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verilator
         args.append("--trace-fst")
     if public_top_only and sim == "verilator":
         vlt = pathlib.Path(build_dir) / "public_top.vlt"
-        write_if_changed(vlt, f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
+        blocks = "".join(f'hier_block -module "{b}"\n' for b in hier_blocks)
+        write_if_changed(vlt, f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n{blocks}')
         args.append("--no-public-flat-rw")
+        if hier_blocks:
+            args.append("--hierarchical")
         sources = [vlt] + list(sources)
     with build_lock(build_dir):
         runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=str(build_dir),

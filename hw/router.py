@@ -1,0 +1,968 @@
+"""The D2D router of one chiplet: mesh links, slice trajectories and slot credits.
+
+The router moves micro-slices along their ring (rules R1 to R7 of ``docs/fsedp.md``)
+and unicast tokens, results and weight loads between chiplets.  It owns the chiplet's
+weight slots (:class:`hw.slot_table.SlotTable`); the tile computes on slots and says
+when it is done.  See :class:`Router` for ports and protocols.
+"""
+
+import enum as py_enum
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .link import link_signature
+from .packets import (HEADER_BITS, NUM_VCS, VC_SLOT, VC_TILE, Agent, Flag, Header, PacketKind,
+                      check_link_bytes, flit_layout)
+from .slot_table import SlotState, SlotTable, check_count
+
+__all__ = ["Dir", "DIRS", "Router", "RouterError", "tile_signature", "config_signature",
+           "stats_signature", "input_channel_names"]
+
+
+class Dir(py_enum.IntEnum):
+    """Mesh directions.  Row 0 is the north edge, column 0 the west edge; chiplet
+    ``(r, c)`` has id ``r * cols + c``."""
+
+    N = 0
+    E = 1
+    S = 2
+    W = 3
+
+
+DIRS = "nesw"
+
+
+class RouterError(py_enum.IntFlag):
+    """Bits of ``stats.error`` (sticky; none is ever set in a correct system).  The low
+    four bits are :class:`hw.slot_table.SlotError`."""
+
+    FILL_NOT_RESERVED = 1
+    COMPUTE_NOT_PENDING = 2
+    FORWARD_NOT_PENDING = 4
+    RELEASE_FREE_SLOT = 8
+    BUFFER_OVERFLOW = 16       # a flit arrived without a credit
+    DROPPED_PACKET = 32        # wrong VC for its kind, unknown kind, dst outside the mesh
+    REQUEST_OVERFLOW = 64      # more RESERVEs queued than agents exist
+    UNEXPECTED_GRANT = 128     # a GRANT for an agent with no request in flight
+    LENGTH_MISMATCH = 256      # payload flits differ from the header's length
+    CONTROL_PAYLOAD = 512      # a control packet with payload flits
+
+
+def config_signature(max_slots: int) -> wiring.Signature:
+    """Runtime configuration, as the router sees it (all inputs; hold them stable while
+    traffic flows).
+
+    Members
+    -------
+    chiplet_id : 8 bits
+        This chiplet, ``r * cols + c``.
+    rows, cols : 8 bits
+        Mesh size (at least 1 x 1).
+    successor : 8 bits
+        R1: the chiplet every forwarded slice goes to (any chiplet; not necessarily a
+        neighbour: non-adjacent successors are reached by XY routing through other
+        routers, which do not touch their slots).
+    ring_len : 8 bits
+        R3: chiplets on this chiplet's ring; a slice is forwarded ``ring_len - 1`` times.
+    slot_count : range(max_slots + 1)
+        Weight slots in use (at least 2 for FSE-DP, R6).
+    age_limit : 32 bits
+        Starvation check: a flit waiting this many cycles at the head of any router input
+        sets ``stats.starved`` (0: off).
+    """
+    return wiring.Signature({
+        "chiplet_id": Out(8), "rows": Out(8), "cols": Out(8),
+        "successor": Out(8), "ring_len": Out(8),
+        "slot_count": Out(range(max_slots + 1)),
+        "age_limit": Out(32),
+    })
+
+
+def tile_signature(*, link_bytes: int, slot_shape, flit_bits: int) -> wiring.Signature:
+    """The router's side of the local tile interface (``Out`` = driven by the router).
+
+    Members
+    -------
+    wr : Out(stream.Signature({slot, flit, data}))
+        Write payload flit ``flit`` of weight slot ``slot`` (the buffer adds the slot's
+        base address: word ``flit // lanes``, lane ``flit % lanes``; see
+        ``hw.sram.WeightBuffer.wr``).
+    rd_req : Out(stream.Signature({slot, flit}))
+        Read a flit of a slot for forwarding.
+    rd_data : In(stream.Signature(8 * link_bytes))
+        The flits read, in request order (``WeightBuffer.fwd_data``).
+    arrival : Out(stream.Signature({slot, kind, expert, slice, hops, length}))
+        A slice or weight load is complete in ``slot``; compute on it, then answer with
+        ``compute_done``.
+    compute_done : In(stream.Signature(slot))
+        The tile finished with a slot.
+    inject : In(stream.Signature({data, last}))
+        TOKEN and RESULT packets from the tile (header flit first; the router stamps
+        ``src``).  Other kinds are dropped and flagged.
+    eject : Out(stream.Signature({data, last}))
+        TOKEN and RESULT packets for the tile.
+    """
+    width = 8 * link_bytes
+    return wiring.Signature({
+        "wr": Out(stream.Signature(data.StructLayout({"slot": slot_shape, "flit": unsigned(flit_bits),
+                                                      "data": unsigned(width)}))),
+        "rd_req": Out(stream.Signature(data.StructLayout({"slot": slot_shape, "flit": unsigned(flit_bits)}))),
+        "rd_data": In(stream.Signature(unsigned(width))),
+        "arrival": Out(stream.Signature(data.StructLayout({
+            "slot": slot_shape, "kind": PacketKind, "expert": unsigned(8), "slice": unsigned(8),
+            "hops": unsigned(8), "length": unsigned(16)}))),
+        "compute_done": In(stream.Signature(slot_shape)),
+        "inject": In(stream.Signature(flit_layout(link_bytes))),
+        "eject": Out(stream.Signature(flit_layout(link_bytes))),
+    })
+
+
+#: Input channels of the crossbar, in index order (for ``stats.waiting`` and
+#: ``stats.starved_channel``).
+def input_channel_names() -> list[str]:
+    return ([f"{d.upper()}.vc{v}" for d in DIRS for v in range(NUM_VCS)]
+            + ["tile", "forward", "dram", "control"])
+
+
+def stats_signature(max_slots: int, counter_bits: int = 32, max_chiplets: int = 16) -> wiring.Signature:
+    """Counters and status, all outputs.
+
+    Members
+    -------
+    link_flits, link_busy, link_stalled : ArrayLayout(counter_bits, 4)
+        Per output link (N, E, S, W): flits sent; cycles a packet held the link (a flit
+        offered or a packet in progress on any VC); cycles a flit was offered but none
+        was sent (no credit, or the shaper's token not yet there).
+    slot_flits, eject_flits, inject_flits, dram_flits : counter_bits
+        Payload flits written into slots; flits ejected to / injected by the tile; flits
+        taken from the DRAM port.
+    arrivals, forwards : counter_bits
+        Slot fills completed; slices forwarded to the successor.
+    free_count, occupancy, high_water : range(max_slots + 1)
+        Free slots; slots in use; largest occupancy since the last ``clear``.
+    error : 10 bits
+        Sticky :class:`RouterError` bits.
+    starved : 1, starved_channel : 4 bits
+        Sticky: a flit waited ``cfg.age_limit`` cycles at an input (which one: an index
+        into :func:`input_channel_names`).
+    waiting : 12 bits
+        Per input channel: a flit is waiting this cycle.
+    idle : 1
+        Nothing in flight: every buffer and queue empty, no packet in progress, every
+        slot FREE.
+    releases : counter_bits
+        RELEASE packets sent (forwards that started before this copy was computed).
+    forward_wait_slot, forward_wait_release : counter_bits
+        Cycles the forward engine had a slice to send but no grant from the successor
+        (R5/R7), or a grant but its head slice still waited for the predecessor's RELEASE
+        (R2).
+    forward_queue : range(max_slots + 1)
+        Slices waiting to be forwarded (including the one streaming).
+    forward_status : 4 bits
+        Forward engine: bit 0 a RESERVE to the successor in flight, bit 1 an unused
+        grant held, bit 2 streaming, bit 3 the head slice waits for its predecessor's
+        RELEASE (R2).
+    requests : range(2 * max_chiplets + 1)
+        RESERVEs queued here, waiting for a free slot.
+    dram_waiting : 1
+        The DRAM channel offers a packet that waits for slots (R6) or a grant.
+    """
+    count = range(max_slots + 1)
+    return wiring.Signature({
+        "link_flits": Out(data.ArrayLayout(counter_bits, 4)),
+        "link_busy": Out(data.ArrayLayout(counter_bits, 4)),
+        "link_stalled": Out(data.ArrayLayout(counter_bits, 4)),
+        "slot_flits": Out(counter_bits), "eject_flits": Out(counter_bits),
+        "inject_flits": Out(counter_bits), "dram_flits": Out(counter_bits),
+        "arrivals": Out(counter_bits), "forwards": Out(counter_bits),
+        "free_count": Out(count), "occupancy": Out(count), "high_water": Out(count),
+        "error": Out(10),
+        "starved": Out(1), "starved_channel": Out(4),
+        "waiting": Out(12),
+        "idle": Out(1),
+        "releases": Out(counter_bits),
+        "forward_wait_slot": Out(counter_bits), "forward_wait_release": Out(counter_bits),
+        "forward_queue": Out(count), "forward_status": Out(4),
+        "requests": Out(range(2 * max_chiplets + 1)), "dram_waiting": Out(1),
+    })
+
+
+class _Channel:
+    """A crossbar input channel: a flit stream plus where it came from."""
+
+    def __init__(self, name, vc, from_dir=None, *, width):
+        self.name, self.vc, self.from_dir = name, vc, from_dir
+        self.valid = Signal(name=f"ic_{name}_valid")
+        self.data = Signal(width, name=f"ic_{name}_data")
+        self.last = Signal(name=f"ic_{name}_last")
+        self.ready = Signal(name=f"ic_{name}_ready")
+        self.at_head = Signal(init=1, name=f"ic_{name}_at_head")
+
+
+class _SlotWriter:
+    """What a slot writer presents to the shared write port each cycle: a payload flit to
+    write (``has_data``) and/or the completion of a fill (``complete``, with the fill's
+    metadata).  ``done``: the presented action happened this cycle."""
+
+    def __init__(self, name, slot_shape, width):
+        self.req = Signal(name=f"{name}_req")
+        self.has_data = Signal(name=f"{name}_has_data")
+        self.slot = Signal(slot_shape, name=f"{name}_slot")
+        self.flit = Signal(16, name=f"{name}_flit")
+        self.data = Signal(width, name=f"{name}_data")
+        self.complete = Signal(name=f"{name}_complete")
+        self.kind = Signal(PacketKind, name=f"{name}_kind")
+        self.expert = Signal(8, name=f"{name}_expert")
+        self.slice = Signal(8, name=f"{name}_slice")
+        self.hops = Signal(8, name=f"{name}_hops")
+        self.length = Signal(16, name=f"{name}_length")
+        self.sole = Signal(name=f"{name}_sole")
+        self.done = Signal(name=f"{name}_done")
+
+
+class Router(wiring.Component):
+    """D2D router of one chiplet.
+
+    Traffic and flow control
+    ------------------------
+    Links are credit based with two virtual channels (``hw.packets.vc_of``): VC 0 for
+    TOKEN and RESULT packets, VC 1 for slot traffic (SLICE, WEIGHT) and slot-credit
+    control packets (RESERVE, GRANT, RELEASE).  Packets are routed dimension-order (XY:
+    along the row to the destination column, then along the column), wormhole switched:
+    an output VC belongs to one input from a packet's header to its last flit, and the
+    two VCs of a link interleave flit by flit.  A successor that is not a neighbour is
+    reached the same way: the routers in between switch the slice like any packet and
+    never touch their own slots.
+
+    Slot credits (R5, R7) travel as control packets over VC 1, so they work for
+    successors and weight destinations anywhere in the mesh:
+
+    1. an agent that needs a slot at chiplet *d* (the forward engine for the successor,
+       the DRAM channel for a WEIGHT load to another chiplet) sends RESERVE to *d*; each
+       agent has at most one RESERVE in flight and one unused grant;
+    2. *d* queues the request (FIFO, room for two per chiplet) and answers GRANT(slot)
+       as soon as it has a free slot, marking the slot RESERVED;
+    3. only then does the transfer start, its header naming the slot.
+
+    The local DRAM channel allocates directly: a SLICE only when two slots are free
+    (R6), a WEIGHT load for this chiplet when one is.  A remote request that finds one
+    free slot is served first.
+
+    Slices (R1 to R3): a completed slice fill is announced to the tile (``arrival``) and,
+    if it has made fewer than ``ring_len - 1`` forwards, queued for the forward engine,
+    which streams it from the same slot to ``successor`` with ``hops + 1`` while the
+    tile computes (copy-on-forward), in arrival order.  The forward waits for a grant
+    from the successor (R7) and for this copy to be the slice's only upstream copy (R2):
+    the predecessor marks its header SOLE when its own copy was already computed, and
+    otherwise sends a RELEASE once its slot is free (only if the successor will forward
+    the slice in turn: a last-hop copy frees its slot after compute and must never
+    receive a RELEASE, which could otherwise hit the slot's next occupant).  A slot is
+    freed when compute, forward and that RELEASE are all done (R5).
+
+    Deadlock freedom
+    ----------------
+    *Channels.*  Every VC 1 packet is consumed by resources that never wait on the
+    network: a slot reserved for it (written through the tile's weight write port, which
+    must accept eventually whatever the network does; ``WeightBuffer.wr`` is always
+    ready), the request FIFO (sized for every agent that can ask), the grant registers
+    (one per agent, which has at most one request in flight) and the slot table.  XY
+    routes have no cyclic channel dependency (``hw.topology`` checks the configured
+    rings), so VC 1 always drains.  VC 0 drains as long as the tiles eventually take
+    ejected tokens and results, and nothing on VC 1 ever waits for VC 0.
+    *Slots.*  A forward waits for a slot at the successor, around the whole ring.  R6
+    keeps every chiplet's last free slot for ring traffic, so the last slot to be filled
+    on a ring is filled by a forward, and the sender of that forward then frees its
+    copy: a ring can never be all full of slices waiting for their successors.  (The
+    torture bench shows the deadlock when R6 is removed.)  The R2 wait ends when the
+    predecessor's compute ends, which depends on nothing in the network.
+
+    Members
+    -------
+    in_n, in_e, in_s, in_w : In(link_signature(link_bytes))
+        Links from the four neighbours (``ready`` is always 1; credits go back).
+    out_n, out_e, out_s, out_w : Out(link_signature(link_bytes))
+        Links to the four neighbours.
+    tile : Out(tile_signature(...))
+        The local tile: weight-slot write and read ports, arrival events, compute_done,
+        token injection and ejection.
+    dram : In(stream.Signature(flit_layout(link_bytes)))
+        The chiplet's DRAM channel (idle on chiplets without one): SLICE packets for this
+        chiplet's ring, WEIGHT packets for any chiplet.  The router fills ``src``,
+        ``slot`` and ``hops``.
+    cfg : In(config_signature(max_slots))
+        Chiplet id, mesh size, successor, ring length, slot count, age limit.
+    stats : Out(stats_signature(...))
+        Counters and status.
+    clear : In(1)
+        Clears the counters and the slot high-water mark.
+
+    Parameters
+    ----------
+    link_bytes : int
+        Flit width in bytes (at least 12, the header).
+    max_slots : int
+        Largest runtime slot count (2..256).
+    max_chiplets : int
+        Largest mesh (sizes the RESERVE queue: two agents per chiplet).
+    buffer_depth : int
+        Flits of input buffer per VC per link (the credits a neighbour starts with); a
+        link runs at full rate with about ``2 * latency + 3``.
+    flit_bits : int
+        Width of the flit offset on the tile's ``wr`` and ``rd_req`` ports.
+    counter_bits : int
+        Width of the counters.
+    """
+
+    def __init__(self, *, link_bytes: int = 16, max_slots: int = 16, max_chiplets: int = 16,
+                 buffer_depth: int = 8, flit_bits: int = 16, counter_bits: int = 32):
+        check_link_bytes(link_bytes)
+        check_count("Slot count", max_slots, 2, 256)
+        check_count("Chiplet count", max_chiplets, 1, 256)
+        check_count("Buffer depth", buffer_depth, 2, 1024)
+        check_count("Flit offset width", flit_bits, 1, 16)
+        check_count("Counter width", counter_bits, 8, 64)
+        self.link_bytes, self.max_slots, self.max_chiplets = link_bytes, max_slots, max_chiplets
+        self.buffer_depth, self.flit_bits, self.counter_bits = buffer_depth, flit_bits, counter_bits
+        self.width = 8 * link_bytes
+        self.slots = SlotTable(max_slots=max_slots)
+        self.slot_shape = self.slots.slot_shape
+        members = {}
+        for d in DIRS:
+            members[f"in_{d}"] = In(link_signature(link_bytes))
+        for d in DIRS:
+            members[f"out_{d}"] = Out(link_signature(link_bytes))
+        members.update({
+            "tile": Out(tile_signature(link_bytes=link_bytes, slot_shape=self.slot_shape, flit_bits=flit_bits)),
+            "dram": In(stream.Signature(flit_layout(link_bytes))),
+            "cfg": In(config_signature(max_slots)),
+            "stats": Out(stats_signature(max_slots, counter_bits, max_chiplets)),
+            "clear": In(1),
+        })
+        super().__init__(members)
+
+    @property
+    def inputs(self):
+        return [getattr(self, f"in_{d}") for d in DIRS]
+
+    @property
+    def outputs(self):
+        return [getattr(self, f"out_{d}") for d in DIRS]
+
+    # -- helpers -----------------------------------------------------------------------
+
+    @staticmethod
+    def _rr_pick(m, reqs, name):
+        """Round-robin arbiter: returns (any, index, pointer); update ``pointer`` to the
+        index when the grant is used."""
+        n = len(reqs)
+        idx = Signal(range(max(n, 2)), name=f"{name}_pick")
+        ptr = Signal(range(max(n, 2)), name=f"{name}_ptr")
+        any_ = Signal(name=f"{name}_any")
+        m.d.comb += any_.eq(Cat(*reqs).any())
+        for i in reversed(range(n)):
+            with m.If(reqs[i]):
+                m.d.comb += idx.eq(i)
+        for i in reversed(range(n)):
+            with m.If(reqs[i] & (ptr < i)):
+                m.d.comb += idx.eq(i)
+        return any_, idx, ptr
+
+    def _count(self, m, counter, inc):
+        with m.If(self.clear):
+            m.d.sync += counter.eq(0)
+        with m.Elif(inc):
+            m.d.sync += counter.eq(counter + 1)
+
+    # -- microarchitecture -------------------------------------------------------------
+
+    def elaborate(self, platform):
+        """Input-queued router with static VC assignment.
+
+        Each link input has one FIFO per VC (``buffer_depth`` flits; a freed entry sends
+        a credit back).  Local sources (tile injection, forward engine, the DRAM channel's
+        remote loads, the control-packet injector) are further crossbar inputs.  The
+        route of a packet is computed from its header flit at the head of its input;
+        each output channel (a link VC or a local sink: slot writer, control sink, tile
+        ejection, drop) picks a requesting input round-robin and stays locked to it until
+        the packet's last flit.  Each link picks one of its two VCs per cycle
+        (round-robin among those with a flit and a credit); the flit leaves when the
+        link's shaper allows.  Packets never change VC.
+
+        Local engines: the *control sink* takes RESERVE (into the request FIFO), GRANT
+        (into the asking agent's grant register) and RELEASE (into the slot table); the
+        *allocator* turns the request at the FIFO head into a GRANT when a slot is free;
+        the *network writer* and the *DRAM writer* write payload flits into the tile's
+        slots (one write port, round-robin per flit) and complete fills; the *forward
+        engine* streams queued slices to the successor.
+        """
+        m = Module()
+        m.submodules.slots = slots = self.slots
+        cfg, tile, st = self.cfg, self.tile, self.stats
+        W = self.width
+        me = cfg.chiplet_id
+        m.d.comb += [slots.slot_count.eq(cfg.slot_count), slots.clear.eq(self.clear)]
+
+        cols = Signal(8, name="cols")
+        m.d.comb += cols.eq(Mux(cfg.cols == 0, 1, cfg.cols))
+        n_chiplets = Signal(16, name="n_chiplets")
+        my_row, my_col = Signal(8, name="my_row"), Signal(8, name="my_col")
+        m.d.comb += [n_chiplets.eq(cfg.rows * cfg.cols), my_row.eq(me // cols), my_col.eq(me % cols)]
+
+        error = Signal(10, name="error_now")
+
+        def header(data_):
+            return Header(data_[:HEADER_BITS])
+
+        def make_header(name, **fields):
+            """A header flit (a Signal of the flit width) with the given fields."""
+            h = Signal(Header, name=f"{name}_header")
+            for field, value in fields.items():
+                m.d.comb += getattr(h, field).eq(value)
+            flit = Signal(W, name=f"{name}_flit")
+            m.d.comb += flit.eq(h.as_value())
+            return flit
+
+        # ---- crossbar inputs -------------------------------------------------------------
+        ics = []
+        fifos = []
+        for d, port in enumerate(self.inputs):
+            m.d.comb += port.ready.eq(1)
+            credit = []
+            for v in range(NUM_VCS):
+                fifo = SyncFIFOBuffered(width=W + 1, depth=self.buffer_depth)
+                m.submodules[f"in_{DIRS[d]}_vc{v}"] = fifo
+                fifos.append(fifo)
+                ic = _Channel(f"{DIRS[d]}{v}", v, d, width=W)
+                push = port.valid & (port.payload.vc == v)
+                m.d.comb += [
+                    fifo.w_data.eq(Cat(port.payload.data, port.payload.last)),
+                    fifo.w_en.eq(push),
+                    ic.valid.eq(fifo.r_rdy),
+                    ic.data.eq(fifo.r_data[:W]),
+                    ic.last.eq(fifo.r_data[W]),
+                    fifo.r_en.eq(ic.ready),
+                ]
+                with m.If(push & ~fifo.w_rdy):
+                    m.d.comb += error[4].eq(1)
+                credit.append(fifo.r_rdy & ic.ready)
+                ics.append(ic)
+            m.d.comb += port.credit.eq(Cat(*credit))
+
+        ic_tile = _Channel("tile", VC_TILE, width=W)
+        ic_fwd = _Channel("forward", VC_SLOT, width=W)
+        ic_dram = _Channel("dram", VC_SLOT, width=W)
+        ic_ctl = _Channel("control", VC_SLOT, width=W)
+        ics += [ic_tile, ic_fwd, ic_dram, ic_ctl]
+        assert [ic.name for ic in ics][8:] == ["tile", "forward", "dram", "control"]
+
+        # Tile injection: stamp the source chiplet into the header flit.
+        stamped = Signal(W, name="tile_stamped")
+        m.d.comb += stamped.eq(tile.inject.payload.data)
+        with m.If(ic_tile.at_head):
+            m.d.comb += header(stamped).src.eq(me)
+        m.d.comb += [
+            ic_tile.valid.eq(tile.inject.valid),
+            ic_tile.data.eq(stamped),
+            ic_tile.last.eq(tile.inject.payload.last),
+            tile.inject.ready.eq(ic_tile.ready),
+        ]
+
+        # ---- routing ----------------------------------------------------------------------
+        OC_SLOT, OC_CTL, OC_TILE, OC_DROP = 2 * 4, 2 * 4 + 1, 2 * 4 + 2, 2 * 4 + 3
+        n_oc = OC_DROP + 1
+        oc_vc = [v for d in range(4) for v in range(NUM_VCS)] + [VC_SLOT, VC_SLOT, VC_TILE, None]
+
+        targets = []
+        for ic in ics:
+            h = header(ic.data)
+            target = Signal(range(n_oc), name=f"ic_{ic.name}_target")
+            kind_vc = Signal(name=f"ic_{ic.name}_kind_vc")
+            m.d.comb += kind_vc.eq((h.kind == PacketKind.TOKEN) | (h.kind == PacketKind.RESULT))
+            kind_vc_val = Mux(kind_vc, VC_TILE, VC_SLOT)
+            known = h.kind.as_value() <= PacketKind.RELEASE.value
+            dst_col, dst_row = Signal(8, name=f"ic_{ic.name}_dst_col"), Signal(8, name=f"ic_{ic.name}_dst_row")
+            m.d.comb += [dst_col.eq(h.dst % cols), dst_row.eq(h.dst // cols)]
+            with m.If(~known | (kind_vc_val != ic.vc) | (h.dst >= n_chiplets)):
+                m.d.comb += target.eq(OC_DROP)
+            with m.Elif(h.dst == me):
+                with m.Switch(h.kind):
+                    with m.Case(PacketKind.SLICE, PacketKind.WEIGHT):
+                        m.d.comb += target.eq(OC_SLOT)
+                    with m.Case(PacketKind.TOKEN, PacketKind.RESULT):
+                        m.d.comb += target.eq(OC_TILE)
+                    with m.Default():
+                        m.d.comb += target.eq(OC_CTL)
+            with m.Elif(dst_col > my_col):
+                m.d.comb += target.eq(2 * Dir.E + ic.vc)
+            with m.Elif(dst_col < my_col):
+                m.d.comb += target.eq(2 * Dir.W + ic.vc)
+            with m.Elif(dst_row > my_row):
+                m.d.comb += target.eq(2 * Dir.S + ic.vc)
+            with m.Else():
+                m.d.comb += target.eq(2 * Dir.N + ic.vc)
+            targets.append(target)
+
+        # ---- output channels: wormhole ownership ----------------------------------------
+        oc_offer, oc_data, oc_last, oc_send = [], [], [], []
+        oc_locked = []
+        owner_of = []   # per oc: list of (ic index, Signal "this ic is the effective owner")
+        for o in range(n_oc):
+            cands = [i for i, ic in enumerate(ics)
+                     if (oc_vc[o] is None or ic.vc == oc_vc[o])
+                     and not (o < 8 and ic.from_dir is not None and ic.from_dir == o // 2)]
+            reqs = [ics[i].valid & ics[i].at_head & (targets[i] == o) for i in cands]
+            any_, pick, ptr = self._rr_pick(m, reqs, f"oc{o}")
+            locked = Signal(name=f"oc{o}_locked")
+            owner = Signal(range(max(len(cands), 2)), name=f"oc{o}_owner")
+            eff = Signal(range(max(len(cands), 2)), name=f"oc{o}_eff")
+            m.d.comb += eff.eq(Mux(locked, owner, pick))
+            offer = Signal(name=f"oc{o}_offer")
+            dat = Signal(W, name=f"oc{o}_data")
+            lst = Signal(name=f"oc{o}_last")
+            send = Signal(name=f"oc{o}_send")
+            sel = []
+            for k, i in enumerate(cands):
+                is_eff = Signal(name=f"oc{o}_eff_{ics[i].name}")
+                m.d.comb += is_eff.eq((eff == k) & (locked | any_))
+                sel.append((i, is_eff))
+                with m.If(eff == k):
+                    m.d.comb += [dat.eq(ics[i].data), lst.eq(ics[i].last)]
+            m.d.comb += offer.eq((locked | any_) & Cat(*[ics[i].valid & s for i, s in sel]).any())
+            with m.If(send):
+                m.d.sync += [locked.eq(~lst), owner.eq(eff)]
+                with m.If(~locked):
+                    m.d.sync += ptr.eq(pick)
+            oc_offer.append(offer)
+            oc_data.append(dat)
+            oc_last.append(lst)
+            oc_send.append(send)
+            oc_locked.append(locked)
+            owner_of.append(sel)
+
+        # ---- link outputs: credits, VC choice, counters ----------------------------------
+        for d, port in enumerate(self.outputs):
+            credits = []
+            can = []
+            for v in range(NUM_VCS):
+                o = 2 * d + v
+                credit = Signal(range(self.buffer_depth + 1), init=self.buffer_depth,
+                                name=f"out_{DIRS[d]}_credit{v}")
+                credits.append(credit)
+                c = Signal(name=f"out_{DIRS[d]}_can{v}")
+                m.d.comb += c.eq(oc_offer[o] & (credit != 0))
+                can.append(c)
+            any_, pick, ptr = self._rr_pick(m, can, f"out_{DIRS[d]}")
+            m.d.comb += [
+                port.valid.eq(any_),
+                port.payload.vc.eq(pick),
+                port.payload.data.eq(Mux(pick, oc_data[2 * d + 1], oc_data[2 * d])),
+                port.payload.last.eq(Mux(pick, oc_last[2 * d + 1], oc_last[2 * d])),
+            ]
+            sent = port.valid & port.ready
+            for v in range(NUM_VCS):
+                o = 2 * d + v
+                m.d.comb += oc_send[o].eq(sent & (pick == v))
+                with m.If(oc_send[o] & ~port.credit[v]):
+                    m.d.sync += credits[v].eq(credits[v] - 1)
+                with m.Elif(~oc_send[o] & port.credit[v]):
+                    m.d.sync += credits[v].eq(credits[v] + 1)
+            with m.If(sent):
+                m.d.sync += ptr.eq(pick)
+            busy = oc_locked[2 * d] | oc_locked[2 * d + 1] | oc_offer[2 * d] | oc_offer[2 * d + 1]
+            self._count(m, st.link_flits[d], sent)
+            self._count(m, st.link_busy[d], busy)
+            self._count(m, st.link_stalled[d], (oc_offer[2 * d] | oc_offer[2 * d + 1]) & ~sent)
+
+        # ---- local sinks -----------------------------------------------------------------
+        ctl_sink_valid, ctl_sink_data, ctl_sink_last = oc_offer[OC_CTL], oc_data[OC_CTL], oc_last[OC_CTL]
+        slot_ready = Signal(name="slot_sink_ready")
+        m.d.comb += [
+            oc_send[OC_SLOT].eq(oc_offer[OC_SLOT] & slot_ready),
+            oc_send[OC_CTL].eq(oc_offer[OC_CTL]),
+            oc_send[OC_DROP].eq(oc_offer[OC_DROP]),
+            tile.eject.valid.eq(oc_offer[OC_TILE]),
+            tile.eject.payload.data.eq(oc_data[OC_TILE]),
+            tile.eject.payload.last.eq(oc_last[OC_TILE]),
+            oc_send[OC_TILE].eq(oc_offer[OC_TILE] & tile.eject.ready),
+        ]
+        drop_head = Signal(init=1, name="drop_at_head")
+        with m.If(oc_send[OC_DROP]):
+            m.d.sync += drop_head.eq(oc_last[OC_DROP])
+            with m.If(drop_head):
+                m.d.comb += error[5].eq(1)
+
+        # Crossbar input ready / head tracking / starvation ages.
+        waiting = []
+        starve_hit = []
+        for i, ic in enumerate(ics):
+            m.d.comb += ic.ready.eq(Cat(*[oc_send[o] & s for o in range(n_oc)
+                                          for (j, s) in owner_of[o] if j == i]).any())
+            with m.If(ic.valid & ic.ready):
+                m.d.sync += ic.at_head.eq(ic.last)
+            w = Signal(name=f"ic_{ic.name}_waiting")
+            m.d.comb += w.eq(ic.valid & ~ic.ready)
+            waiting.append(w)
+            age = Signal(32, name=f"ic_{ic.name}_age")
+            with m.If(w):
+                with m.If(age != 0xFFFF_FFFF):
+                    m.d.sync += age.eq(age + 1)
+            with m.Else():
+                m.d.sync += age.eq(0)
+            starve_hit.append((cfg.age_limit != 0) & (age >= cfg.age_limit))
+        m.d.comb += st.waiting.eq(Cat(*waiting))
+        with m.If(~st.starved):
+            for i in reversed(range(len(ics))):
+                with m.If(starve_hit[i]):
+                    m.d.sync += [st.starved.eq(1), st.starved_channel.eq(i)]
+
+        # ---- control sink, request FIFO, grant registers ---------------------------------
+        req_fifo = SyncFIFO(width=9, depth=2 * self.max_chiplets)
+        m.submodules.requests = req_fifo
+        fwd_req_out, fwd_grant_valid = Signal(name="fwd_req_out"), Signal(name="fwd_grant_valid")
+        fwd_grant_slot = Signal(8, name="fwd_grant_slot")
+        dram_req_out, dram_grant_valid = Signal(name="dram_req_out"), Signal(name="dram_grant_valid")
+        dram_grant_slot = Signal(8, name="dram_grant_slot")
+        fwd_grant_take, dram_grant_take = Signal(name="fwd_grant_take"), Signal(name="dram_grant_take")
+        fwd_reserve_sent, dram_reserve_sent = Signal(name="fwd_reserve_sent"), Signal(name="dram_reserve_sent")
+
+        ctl_head = Signal(init=1, name="ctl_at_head")
+        ch = header(ctl_sink_data)
+        ctl_take = Signal(name="ctl_take")
+        m.d.comb += ctl_take.eq(ctl_sink_valid & ctl_head)
+        with m.If(ctl_sink_valid):
+            m.d.sync += ctl_head.eq(ctl_sink_last)
+            with m.If(~ctl_head | ~ctl_sink_last):
+                m.d.comb += error[9].eq(1)
+        m.d.comb += [
+            req_fifo.w_data.eq(Cat(ch.src, ch.agent.as_value()[0])),
+            req_fifo.w_en.eq(ctl_take & (ch.kind == PacketKind.RESERVE)),
+            slots.release_in.valid.eq(ctl_take & (ch.kind == PacketKind.RELEASE)),
+            slots.release_in.payload.eq(ch.slot),
+        ]
+        with m.If(req_fifo.w_en & ~req_fifo.w_rdy):
+            m.d.comb += error[6].eq(1)
+        grant_in = ctl_take & (ch.kind == PacketKind.GRANT)
+        fwd_grant_in = grant_in & (ch.agent == Agent.FORWARD)
+        dram_grant_in = grant_in & (ch.agent == Agent.DRAM)
+        for grant_now, req_out, gvalid, gslot, take, sent in (
+                (fwd_grant_in, fwd_req_out, fwd_grant_valid, fwd_grant_slot, fwd_grant_take, fwd_reserve_sent),
+                (dram_grant_in, dram_req_out, dram_grant_valid, dram_grant_slot, dram_grant_take,
+                 dram_reserve_sent)):
+            with m.If(grant_now):
+                with m.If(~req_out | gvalid):
+                    m.d.comb += error[7].eq(1)
+                m.d.sync += [gvalid.eq(1), gslot.eq(ch.slot), req_out.eq(0)]
+            with m.Elif(take):
+                m.d.sync += gvalid.eq(0)
+            with m.If(sent):
+                m.d.sync += req_out.eq(1)
+
+        # ---- control injector: GRANT, RELEASE, RESERVE (forward), RESERVE (DRAM) -------------
+        succ = cfg.successor
+        fwd_fifo = SyncFIFO(width=self.slot_shape.width, depth=self.max_slots)
+        m.submodules.forward_queue = fwd_fifo
+        fwd_streaming = Signal(name="fwd_streaming")
+        dram_wants_reserve = Signal(name="dram_wants_reserve")
+        dram_dst = Signal(8, name="dram_dst")
+
+        req_src = req_fifo.r_data[:8]
+        req_agent = req_fifo.r_data[8]
+        grant_flit = make_header("grant", kind=PacketKind.GRANT, src=me, dst=req_src, slot=slots.alloc_slot,
+                                 agent=req_agent)
+        release_flit = make_header("release", kind=PacketKind.RELEASE, src=me, dst=succ,
+                                   slot=slots.release_out.payload.dst_slot)
+        fwd_reserve_flit = make_header("fwd_reserve", kind=PacketKind.RESERVE, src=me, dst=succ,
+                                       agent=Agent.FORWARD)
+        dram_reserve_flit = make_header("dram_reserve", kind=PacketKind.RESERVE, src=me, dst=dram_dst,
+                                        agent=Agent.DRAM)
+        fwd_wants_reserve = Signal(name="fwd_wants_reserve")
+        m.d.comb += fwd_wants_reserve.eq(~fwd_req_out & ~fwd_grant_valid
+                                         & (fwd_fifo.level > fwd_streaming))
+        ctl_sources = [
+            (req_fifo.r_rdy & slots.can_remote, grant_flit),
+            (slots.release_out.valid, release_flit),
+            (fwd_wants_reserve, fwd_reserve_flit),
+            (dram_wants_reserve, dram_reserve_flit),
+        ]
+        ctl_buf_valid = Signal(name="ctl_buf_valid")
+        ctl_buf = Signal(W, name="ctl_buf")
+        ctl_space = Signal(name="ctl_space")
+        m.d.comb += ctl_space.eq(~ctl_buf_valid | ic_ctl.ready)
+        c_any, c_pick, c_ptr = self._rr_pick(m, [v for v, _ in ctl_sources], "ctl")
+        c_go = Signal(name="ctl_go")
+        m.d.comb += c_go.eq(c_any & ctl_space)
+        with m.If(c_go):
+            m.d.sync += c_ptr.eq(c_pick)
+            with m.Switch(c_pick):
+                for k, (_, flit) in enumerate(ctl_sources):
+                    with m.Case(k):
+                        m.d.sync += ctl_buf.eq(flit)
+        with m.If(ctl_space):
+            m.d.sync += ctl_buf_valid.eq(c_go)
+        m.d.comb += [
+            ic_ctl.valid.eq(ctl_buf_valid), ic_ctl.data.eq(ctl_buf), ic_ctl.last.eq(1),
+            slots.alloc_remote.eq(c_go & (c_pick == 0)),
+            req_fifo.r_en.eq(c_go & (c_pick == 0)),
+            slots.release_out.ready.eq(c_go & (c_pick == 1)),
+            fwd_reserve_sent.eq(c_go & (c_pick == 2)),
+            dram_reserve_sent.eq(c_go & (c_pick == 3)),
+        ]
+
+        # ---- slot writers: network arrivals and the local DRAM channel -----------------------
+        net, drw = _SlotWriter("netw", self.slot_shape, W), _SlotWriter("dramw", self.slot_shape, W)
+
+        w_any, w_pick, w_ptr = self._rr_pick(m, [net.req, drw.req], "wr")
+        gw = Signal(name="wr_go")
+        with m.If(w_pick == 0):
+            m.d.comb += [tile.wr.valid.eq(net.req & net.has_data), tile.wr.payload.slot.eq(net.slot),
+                         tile.wr.payload.flit.eq(net.flit), tile.wr.payload.data.eq(net.data)]
+        with m.Else():
+            m.d.comb += [tile.wr.valid.eq(drw.req & drw.has_data), tile.wr.payload.slot.eq(drw.slot),
+                         tile.wr.payload.flit.eq(drw.flit), tile.wr.payload.data.eq(drw.data)]
+        chosen_has_data = Mux(w_pick, drw.has_data, net.has_data)
+        m.d.comb += [
+            gw.eq(w_any & (~chosen_has_data | tile.wr.ready)),
+            net.done.eq(gw & (w_pick == 0)),
+            drw.done.eq(gw & (w_pick == 1)),
+        ]
+        with m.If(gw):
+            m.d.sync += w_ptr.eq(w_pick)
+        self._count(m, st.slot_flits, tile.wr.valid & tile.wr.ready)
+
+        # Fill completion: slot table, arrival event, forward queue.
+        arr_fifo = SyncFIFO(width=len(tile.arrival.payload.as_value()), depth=self.max_slots)
+        m.submodules.arrivals = arr_fifo
+        fin = Signal(name="fill_now")
+        fw = Signal.like(slots.fill.payload, name="fill_info")
+        with m.If(w_pick == 0):
+            m.d.comb += fin.eq(net.done & net.complete)
+        with m.Else():
+            m.d.comb += fin.eq(drw.done & drw.complete)
+        for wr_, cond in ((net, w_pick == 0), (drw, w_pick == 1)):
+            with m.If(cond):
+                m.d.comb += [fw.slot.eq(wr_.slot), fw.kind.eq(wr_.kind), fw.expert.eq(wr_.expert),
+                             fw.slice.eq(wr_.slice), fw.hops.eq(wr_.hops), fw.length.eq(wr_.length),
+                             fw.sole.eq(wr_.sole)]
+        m.d.comb += fw.forward.eq((fw.kind == PacketKind.SLICE) & (fw.hops + 1 < cfg.ring_len))
+        arr = Signal.like(tile.arrival.payload, name="arrival_info")
+        m.d.comb += [
+            slots.fill.valid.eq(fin),
+            slots.fill.payload.eq(fw),
+            arr.slot.eq(fw.slot), arr.kind.eq(fw.kind), arr.expert.eq(fw.expert), arr.slice.eq(fw.slice),
+            arr.hops.eq(fw.hops), arr.length.eq(fw.length),
+            arr_fifo.w_data.eq(arr.as_value()),
+            arr_fifo.w_en.eq(fin),
+            tile.arrival.valid.eq(arr_fifo.r_rdy),
+            tile.arrival.payload.eq(arr_fifo.r_data),
+            arr_fifo.r_en.eq(tile.arrival.ready),
+            fwd_fifo.w_data.eq(fw.slot),
+            fwd_fifo.w_en.eq(fin & fw.forward),
+        ]
+        self._count(m, st.arrivals, fin)
+
+        # Network writer: consumes the slot sink (SLICE/WEIGHT addressed to this chiplet).
+        nh = header(oc_data[OC_SLOT])
+        net_in_pkt = Signal(name="netw_in_packet")
+        net_count = Signal(16, name="netw_count")
+        slot_valid, slot_last = oc_offer[OC_SLOT], oc_last[OC_SLOT]
+        with m.If(~net_in_pkt):
+            # Header flit: latch it; a header-only packet completes right away.
+            m.d.comb += [net.req.eq(slot_valid & slot_last), net.has_data.eq(0), net.complete.eq(1),
+                         net.slot.eq(nh.slot), net.kind.eq(nh.kind), net.expert.eq(nh.expert),
+                         net.slice.eq(nh.slice), net.hops.eq(nh.hops), net.length.eq(nh.length),
+                         net.sole.eq((nh.flags & Flag.SOLE) != 0),
+                         slot_ready.eq(~slot_last | net.done)]
+            with m.If(slot_valid & slot_ready):
+                m.d.sync += net_count.eq(0)
+                with m.If(~slot_last):
+                    m.d.sync += net_in_pkt.eq(1)
+                with m.Elif(nh.length != 0):
+                    m.d.comb += error[8].eq(1)
+        net_lat = {name: Signal(shape, name=f"netw_lat_{name}") for name, shape in (
+            ("slot", self.slot_shape), ("kind", PacketKind), ("expert", 8), ("slice", 8), ("hops", 8),
+            ("length", 16), ("sole", 1))}
+        with m.If(~net_in_pkt & slot_valid & slot_ready & ~slot_last):
+            for name, sig in net_lat.items():
+                m.d.sync += sig.eq(getattr(net, name))
+        with m.If(net_in_pkt):
+            for name, sig in net_lat.items():
+                m.d.comb += getattr(net, name).eq(sig)
+            m.d.comb += [net.req.eq(slot_valid), net.has_data.eq(1), net.complete.eq(slot_last),
+                         net.flit.eq(net_count), net.data.eq(oc_data[OC_SLOT]),
+                         slot_ready.eq(net.done)]
+            with m.If(slot_valid & slot_ready):
+                m.d.sync += net_count.eq(net_count + 1)
+                with m.If(slot_last):
+                    m.d.sync += net_in_pkt.eq(0)
+                    with m.If(net_count + 1 != net_lat["length"]):
+                        m.d.comb += error[8].eq(1)
+
+        # DRAM channel: SLICE and local WEIGHT into a local slot; remote WEIGHT via RESERVE.
+        dh = header(self.dram.payload.data)
+        dram_state = Signal(range(4), name="dram_state")   # 0 head, 1 local body, 2 remote, 3 drop
+        dram_lat = {name: Signal(shape, name=f"dramw_lat_{name}") for name, shape in (
+            ("slot", self.slot_shape), ("kind", PacketKind), ("expert", 8), ("slice", 8),
+            ("length", 16))}
+        dram_count = Signal(16, name="dramw_count")
+        dram_empty = Signal(name="dramw_header_only")
+        remote_hdr = Signal(W, name="dram_remote_header")
+        m.d.comb += remote_hdr.eq(self.dram.payload.data)
+        m.d.comb += [header(remote_hdr).src.eq(me), header(remote_hdr).slot.eq(dram_grant_slot)]
+        is_local = (dh.kind == PacketKind.SLICE) | ((dh.kind == PacketKind.WEIGHT) & (dh.dst == me))
+        is_remote = (dh.kind == PacketKind.WEIGHT) & (dh.dst != me) & (dh.dst < n_chiplets)
+        m.d.comb += [drw.kind.eq(dram_lat["kind"]), drw.expert.eq(dram_lat["expert"]),
+                     drw.slice.eq(dram_lat["slice"]), drw.hops.eq(0), drw.length.eq(dram_lat["length"]),
+                     drw.slot.eq(dram_lat["slot"]), drw.sole.eq(1), dram_dst.eq(dh.dst)]
+        self._count(m, st.dram_flits, self.dram.valid & self.dram.ready)
+        with m.Switch(dram_state):
+            with m.Case(0):
+                with m.If(self.dram.valid):
+                    with m.If(is_local):
+                        m.d.comb += [slots.alloc_local.eq(1),
+                                     slots.alloc_local_min2.eq(dh.kind == PacketKind.SLICE),
+                                     self.dram.ready.eq(slots.alloc_local_ok)]
+                        with m.If(slots.alloc_local_ok):
+                            m.d.sync += [dram_state.eq(1), dram_count.eq(0),
+                                         dram_empty.eq(self.dram.payload.last),
+                                         dram_lat["slot"].eq(slots.alloc_slot), dram_lat["kind"].eq(dh.kind),
+                                         dram_lat["expert"].eq(dh.expert), dram_lat["slice"].eq(dh.slice),
+                                         dram_lat["length"].eq(dh.length)]
+                            with m.If(self.dram.payload.last & (dh.length != 0)):
+                                m.d.comb += error[8].eq(1)
+                    with m.Elif(is_remote):
+                        m.d.comb += dram_wants_reserve.eq(~dram_req_out & ~dram_grant_valid)
+                        m.d.comb += [ic_dram.valid.eq(dram_grant_valid), ic_dram.data.eq(remote_hdr),
+                                     ic_dram.last.eq(self.dram.payload.last),
+                                     self.dram.ready.eq(dram_grant_valid & ic_dram.ready),
+                                     dram_grant_take.eq(dram_grant_valid & ic_dram.ready)]
+                        with m.If(dram_grant_valid & ic_dram.ready & ~self.dram.payload.last):
+                            m.d.sync += dram_state.eq(2)
+                    with m.Else():
+                        m.d.comb += self.dram.ready.eq(1)
+                        m.d.comb += error[5].eq(1)
+                        with m.If(~self.dram.payload.last):
+                            m.d.sync += dram_state.eq(3)
+            with m.Case(1):
+                with m.If(dram_empty):
+                    m.d.comb += [drw.req.eq(1), drw.has_data.eq(0), drw.complete.eq(1)]
+                    with m.If(drw.done):
+                        m.d.sync += dram_state.eq(0)
+                with m.Else():
+                    m.d.comb += [drw.req.eq(self.dram.valid), drw.has_data.eq(1),
+                                 drw.complete.eq(self.dram.payload.last), drw.flit.eq(dram_count),
+                                 drw.data.eq(self.dram.payload.data), self.dram.ready.eq(drw.done)]
+                    with m.If(drw.done):
+                        m.d.sync += dram_count.eq(dram_count + 1)
+                        with m.If(self.dram.payload.last):
+                            m.d.sync += dram_state.eq(0)
+                            with m.If(dram_count + 1 != dram_lat["length"]):
+                                m.d.comb += error[8].eq(1)
+            with m.Case(2):
+                m.d.comb += [ic_dram.valid.eq(self.dram.valid), ic_dram.data.eq(self.dram.payload.data),
+                             ic_dram.last.eq(self.dram.payload.last), self.dram.ready.eq(ic_dram.ready)]
+                with m.If(self.dram.valid & ic_dram.ready & self.dram.payload.last):
+                    m.d.sync += dram_state.eq(0)
+            with m.Case(3):
+                m.d.comb += self.dram.ready.eq(1)
+                with m.If(self.dram.valid & self.dram.payload.last):
+                    m.d.sync += dram_state.eq(0)
+
+        # ---- forward engine --------------------------------------------------------------
+        head_slot = fwd_fifo.r_data
+        q = slots.query
+        m.d.comb += slots.query_slot.eq(head_slot)
+        fwd_state = Signal(range(3), name="fwd_state")   # 0 idle, 1 header, 2 payload
+        f_len = Signal(16, name="fwd_length")
+        f_sole = Signal(name="fwd_sole_sent")
+        f_succ_forwards = Signal(name="fwd_successor_forwards")
+        f_dst_slot = Signal(8, name="fwd_dst_slot")
+        f_req_n = Signal(16, name="fwd_requested")
+        f_resp_n = Signal(16, name="fwd_received")
+        f_hdr = Signal(Header, name="fwd_header")
+        m.d.comb += fwd_streaming.eq(fwd_state != 0)
+        fwd_finish = Signal(name="fwd_finish")
+        m.d.comb += [
+            slots.forwarded.valid.eq(fwd_finish),
+            slots.forwarded.payload.slot.eq(head_slot),
+            slots.forwarded.payload.dst_slot.eq(f_dst_slot),
+            # The successor needs a RELEASE only if it will forward the slice in turn.
+            slots.forwarded.payload.release.eq(~f_sole & f_succ_forwards),
+            fwd_fifo.r_en.eq(fwd_finish),
+            tile.rd_req.payload.slot.eq(head_slot),
+            tile.rd_req.payload.flit.eq(f_req_n),
+        ]
+        self._count(m, st.forwards, fwd_finish)
+        self._count(m, st.releases, slots.release_out.valid & slots.release_out.ready)
+        self._count(m, st.forward_wait_slot, (fwd_state == 0) & fwd_fifo.r_rdy & ~fwd_grant_valid)
+        self._count(m, st.forward_wait_release, (fwd_state == 0) & fwd_fifo.r_rdy & fwd_grant_valid & ~q.sole)
+        with m.Switch(fwd_state):
+            with m.Case(0):
+                start = fwd_fifo.r_rdy & fwd_grant_valid & q.sole & (q.state == SlotState.HELD)
+                m.d.comb += fwd_grant_take.eq(start)
+                with m.If(start):
+                    m.d.sync += [
+                        fwd_state.eq(1), f_len.eq(q.length), f_sole.eq(~q.computing),
+                        f_succ_forwards.eq(q.hops + 2 < cfg.ring_len),
+                        f_dst_slot.eq(fwd_grant_slot), f_req_n.eq(0), f_resp_n.eq(0),
+                        f_hdr.eq(0), f_hdr.kind.eq(PacketKind.SLICE),
+                        f_hdr.flags.eq(Mux(q.computing, 0, Flag.SOLE)),
+                        f_hdr.src.eq(me), f_hdr.dst.eq(succ), f_hdr.length.eq(q.length),
+                        f_hdr.expert.eq(q.expert), f_hdr.slice.eq(q.slice), f_hdr.hops.eq(q.hops + 1),
+                        f_hdr.slot.eq(fwd_grant_slot),
+                    ]
+            with m.Case(1):
+                m.d.comb += [ic_fwd.valid.eq(1), ic_fwd.data.eq(f_hdr.as_value()), ic_fwd.last.eq(f_len == 0)]
+                with m.If(ic_fwd.ready):
+                    with m.If(f_len == 0):
+                        m.d.comb += fwd_finish.eq(1)
+                        m.d.sync += fwd_state.eq(0)
+                    with m.Else():
+                        m.d.sync += fwd_state.eq(2)
+            with m.Case(2):
+                m.d.comb += [
+                    tile.rd_req.valid.eq(f_req_n != f_len),
+                    ic_fwd.valid.eq(tile.rd_data.valid), ic_fwd.data.eq(tile.rd_data.payload),
+                    ic_fwd.last.eq(f_resp_n + 1 == f_len),
+                    tile.rd_data.ready.eq(ic_fwd.ready),
+                ]
+                with m.If(tile.rd_req.valid & tile.rd_req.ready):
+                    m.d.sync += f_req_n.eq(f_req_n + 1)
+                with m.If(tile.rd_data.valid & ic_fwd.ready):
+                    m.d.sync += f_resp_n.eq(f_resp_n + 1)
+                    with m.If(f_resp_n + 1 == f_len):
+                        m.d.comb += fwd_finish.eq(1)
+                        m.d.sync += fwd_state.eq(0)
+
+        # ---- tile compute_done -> slot table ----------------------------------------------
+        m.d.comb += [
+            slots.compute_done.valid.eq(tile.compute_done.valid),
+            slots.compute_done.payload.eq(tile.compute_done.payload),
+            tile.compute_done.ready.eq(1),
+        ]
+
+        # ---- counters and status ---------------------------------------------------------
+        self._count(m, st.eject_flits, tile.eject.valid & tile.eject.ready)
+        self._count(m, st.inject_flits, tile.inject.valid & tile.inject.ready)
+        m.d.sync += st.error[4:].eq(st.error[4:] | error[4:])
+        m.d.comb += [
+            st.error[:4].eq(slots.error),
+            st.free_count.eq(slots.free_count),
+            st.occupancy.eq(slots.occupancy),
+            st.high_water.eq(slots.high_water),
+        ]
+        busy = [f.r_rdy for f in fifos] + [ic.valid | ~ic.at_head for ic in ics] + oc_locked + [
+            req_fifo.r_rdy, fwd_fifo.r_rdy, arr_fifo.r_rdy, ctl_buf_valid, fwd_req_out, fwd_grant_valid,
+            dram_req_out, dram_grant_valid, dram_state != 0, fwd_state != 0, net_in_pkt,
+            slots.occupancy != 0, self.dram.valid, tile.inject.valid]
+        m.d.comb += [
+            st.idle.eq(~Cat(*busy).any()),
+            st.forward_queue.eq(fwd_fifo.level),
+            st.forward_status.eq(Cat(fwd_req_out, fwd_grant_valid, fwd_state != 0,
+                                     fwd_fifo.r_rdy & (fwd_state == 0) & ~q.sole)),
+            st.requests.eq(req_fifo.level),
+            st.dram_waiting.eq(self.dram.valid & ~self.dram.ready & (dram_state == 0)),
+        ]
+        return m
