@@ -195,6 +195,9 @@ class TokenBuffer(wiring.Component):
     -------
     rd : In(read_port_signature(...))
         MAC-array read port, ``{slot, word, en} -> data`` (``mac_rows`` bytes).
+    ext_rd : In(read_port_signature(...))
+        A second, independent read port of the same shape for the tile controller (tokens
+        it sends to other chiplets, host readback).
     wr : In(stream.Signature(write_layout))
         Loader port ``{slot, word, data}``; always ready.
     """
@@ -216,6 +219,8 @@ class TokenBuffer(wiring.Component):
         super().__init__({
             "rd": In(read_port_signature(slot_bits=self.slot_bits, word_bits=self.word_bits,
                                          data_shape=unsigned(8 * mac_rows))),
+            "ext_rd": In(read_port_signature(slot_bits=self.slot_bits, word_bits=self.word_bits,
+                                             data_shape=unsigned(8 * mac_rows))),
             "wr": In(stream.Signature(self.write_layout)),
         })
 
@@ -227,6 +232,7 @@ class TokenBuffer(wiring.Component):
         m.submodules.mem = self.mem
         wp = self.mem.write_port()
         rp = self.mem.read_port()
+        rp_ext = self.mem.read_port()
         w = self.wr.payload
         m.d.comb += [
             self.wr.ready.eq(1),
@@ -236,6 +242,9 @@ class TokenBuffer(wiring.Component):
             rp.addr.eq(self.address(self.rd.slot, self.rd.word)),
             rp.en.eq(self.rd.en),
             self.rd.data.eq(rp.data),
+            rp_ext.addr.eq(self.address(self.ext_rd.slot, self.ext_rd.word)),
+            rp_ext.en.eq(self.ext_rd.en),
+            self.ext_rd.data.eq(rp_ext.data),
         ]
         return m
 

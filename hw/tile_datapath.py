@@ -3,7 +3,7 @@ slice engine), with the external ports that the router and the tile controller u
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -11,7 +11,7 @@ from .config import SystemConfig, TileConfig
 from .mac_array import MacArray
 from .requant import MULT_BITS, SHIFT_BITS
 from .slice_engine import COUNTER_BITS, SliceEngine
-from .sram import AccumulatorBuffer, TokenBuffer, WeightBuffer, check_positive
+from .sram import AccumulatorBuffer, TokenBuffer, WeightBuffer, check_positive, read_port_signature
 from .vector_unit import VectorUnit
 
 __all__ = ["TileDatapath", "tile_parameters", "link_bytes_for", "fs_max_for"]
@@ -92,6 +92,9 @@ class TileDatapath(wiring.Component):
         Sticky: a weight write fell outside the configured slots.
     tb_wr : In(stream.Signature(token_write_layout))
         ``{slot, word, data}``: ``mac_rows`` bytes of a resident token; always ready.
+    tb_rd : In(hw.sram.read_port_signature(...))
+        ``{slot, word, en} -> data``: a second token-buffer read port (synchronous: data
+        the cycle after ``en``, held while ``en`` is low), for tokens the controller sends.
     acc_cmd : In(stream.Signature(acc_command_layout))
         ``{op, slot, word, data}``: READ / WRITE / ADD of ``mac_cols`` int32 accumulators.
     acc_resp : Out(stream.Signature(acc_word_layout))
@@ -136,6 +139,9 @@ class TileDatapath(wiring.Component):
         self.list_write_layout = self.engine.list_write_layout
         self.job_layout = self.engine.job_layout
         self.done_layout = self.engine.done_layout
+        # The token buffer's second read port, as its reader (the controller) sees it.
+        self.token_read_signature = read_port_signature(
+            slot_bits=self.tokens.slot_bits, word_bits=self.tokens.word_bits, data_shape=unsigned(8 * mac_rows))
 
         self.config_signature = wiring.Signature({
             "slot_words": Out(range(weight_words + 1)),
@@ -153,6 +159,7 @@ class TileDatapath(wiring.Component):
             "wb_fwd_data": Out(stream.Signature(8 * link_bytes)),
             "wb_wr_error": Out(1),
             "tb_wr": In(stream.Signature(self.token_write_layout)),
+            "tb_rd": In(self.token_read_signature),
             "acc_cmd": In(stream.Signature(self.acc_command_layout)),
             "acc_resp": Out(stream.Signature(self.acc_word_layout)),
             "silu_wr": In(stream.Signature(self.silu_layout)),
@@ -206,6 +213,7 @@ class TileDatapath(wiring.Component):
         wiring.connect(m, wiring.flipped(self.wb_fwd_req), wb.fwd_req)
         wiring.connect(m, wb.fwd_data, wiring.flipped(self.wb_fwd_data))
         wiring.connect(m, wiring.flipped(self.tb_wr), tb.wr)
+        wiring.connect(m, wiring.flipped(self.tb_rd), tb.ext_rd)
         wiring.connect(m, wiring.flipped(self.acc_cmd), ab.cmd)
         wiring.connect(m, ab.resp, wiring.flipped(self.acc_resp))
         wiring.connect(m, wiring.flipped(self.silu_wr), vec.silu_wr)

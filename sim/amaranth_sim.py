@@ -15,20 +15,37 @@ from hw.sram import AccOp
 __all__ = ["stream_put", "stream_get", "run_testbench", "assert_rejects", "TileDriver"]
 
 
-async def stream_put(ctx, stream, payload):
-    """Offer one payload on a stream and return once it has been accepted."""
+#: Cycles a stream helper waits for its handshake before it fails the test (no hangs).
+STREAM_LIMIT = 50_000
+
+
+def _name(stream) -> str:
+    return getattr(stream.valid, "name", "stream").removesuffix("__valid")
+
+
+async def stream_put(ctx, stream, payload, limit: int = STREAM_LIMIT):
+    """Offer one payload on a stream and return once it has been accepted (an
+    ``AssertionError`` after ``limit`` cycles without ``ready``)."""
     ctx.set(stream.payload, payload)
     ctx.set(stream.valid, 1)
-    await ctx.tick().until(stream.ready)
-    ctx.set(stream.valid, 0)
+    for _ in range(limit):
+        *_, ready = await ctx.tick().sample(stream.ready)
+        if ready:
+            ctx.set(stream.valid, 0)
+            return
+    raise AssertionError(f"stream {_name(stream)}: payload not accepted within {limit} cycles")
 
 
-async def stream_get(ctx, stream):
-    """Accept one payload from a stream and return it."""
+async def stream_get(ctx, stream, limit: int = STREAM_LIMIT):
+    """Accept one payload from a stream and return it (an ``AssertionError`` after
+    ``limit`` cycles without ``valid``)."""
     ctx.set(stream.ready, 1)
-    payload, = await ctx.tick().sample(stream.payload).until(stream.valid)
-    ctx.set(stream.ready, 0)
-    return payload
+    for _ in range(limit):
+        *_, valid, payload = await ctx.tick().sample(stream.valid, stream.payload)
+        if valid:
+            ctx.set(stream.ready, 0)
+            return payload
+    raise AssertionError(f"stream {_name(stream)}: no payload within {limit} cycles")
 
 
 def run_testbench(dut, *testbenches, vcd: str | None = None, deadline: float | None = None):

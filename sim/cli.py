@@ -144,10 +144,57 @@ def cmd_asm(args):
     print(f"assembled {len(progs.sections())} sections to {args.out}")
 
 
-def add_strategy_flags(p: argparse.ArgumentParser) -> None:
+def _workload(args, strategy):
+    from sim.workload import prepare
+
+    return prepare(preset=args.preset, model=args.model, tokens=args.tokens, routing_spec=args.routing,
+                   strategy=strategy, seed=args.seed, slices=args.slices, layout=args.layout)
+
+
+def _engine_run(args, workloads):
+    if args.engine != "rtl":
+        raise UsageError(f"engine {args.engine!r} is not available yet; allowed: rtl")
+    from sim import rtl
+
+    if args.waves and len(workloads) > 1:
+        raise UsageError("--waves records one run; use it with `fsedp run`")
+    print(f"building and simulating {workloads[0].system.name} ...", file=sys.stderr, flush=True)
+    return rtl.run(workloads, waves=args.waves)
+
+
+def _print_run(j):
+    print(f"{j['strategy']}: {j['cycles']} cycles ({j['time_us']:.2f} us), bit-exact: {j['bit_exact']}, "
+          f"DRAM {j['dram_bytes']} B, D2D {j['d2d_bytes']} B, peak on-chip "
+          f"{max(j['peak_onchip_bytes'])} B/chiplet, compute utilization "
+          f"{', '.join(f'{u:.2f}' for u in j['compute_utilization'])}")
+
+
+def cmd_run(args):
+    result = _engine_run(args, [_workload(args, args.strategy)])[0].to_json()
+    _print_run(result)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    if not result["bit_exact"]:
+        raise UsageError("outputs differ from the golden model (see the JSON's mismatches)")
+
+
+def cmd_compare(args):
+    from scheduler.plan import STRATEGIES
+    from sim import results
+
+    runs = [r.to_json() for r in _engine_run(args, [_workload(args, s) for s in STRATEGIES])]
+    rows = results.write_compare(runs, args.json, args.csv)
+    print(results.table(rows))
+    if not all(r["bit_exact"] for r in runs):
+        raise UsageError("outputs differ from the golden model (see the JSON's mismatches)")
+
+
+def add_strategy_flags(p: argparse.ArgumentParser, with_strategy: bool = True) -> None:
     from scheduler import plan, strategies
 
-    p.add_argument("--strategy", default="fse-dp-paired", choices=plan.STRATEGIES, help="strategy to plan")
+    if with_strategy:
+        p.add_argument("--strategy", default="fse-dp-paired", choices=plan.STRATEGIES, help="strategy to plan")
     p.add_argument("--slices", type=_positive_int, default=None,
                    help="FSE-DP micro-slices per expert (default: the model preset's)")
     p.add_argument("--layout", default="round-robin", choices=strategies.LAYOUTS,
@@ -216,6 +263,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE", help="output program file (.fsedp)")
     p.set_defaults(func=cmd_programs)
 
+    p = sub.add_parser("run", help="run one MoE layer cycle-accurately and check it against the golden model")
+    add_workload_flags(p)
+    add_strategy_flags(p)
+    p.add_argument("--engine", default="rtl", choices=["rtl", "fast"], help="simulation engine")
+    p.add_argument("--json", metavar="FILE", help="write the run's results as JSON")
+    p.add_argument("--waves", metavar="FILE", help="write a waveform (FST) of the run")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compare", help="run all four strategies on the same build and tokens")
+    add_workload_flags(p)
+    add_strategy_flags(p, with_strategy=False)
+    p.set_defaults(waves=None)
+    p.add_argument("--engine", default="rtl", choices=["rtl", "fast"], help="simulation engine")
+    p.add_argument("--json", metavar="FILE", help="write {runs: [...], summary: [...]} as JSON")
+    p.add_argument("--csv", metavar="FILE", help="write the summary table as CSV")
+    p.set_defaults(func=cmd_compare)
+
     p = sub.add_parser("disasm", help="print a program file in its text form")
     p.add_argument("program", metavar="PROGRAM", help="program file written by `fsedp programs` or `fsedp asm`")
     p.set_defaults(func=cmd_disasm)
@@ -241,7 +305,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (UsageError, presets.PresetError, routing.RoutingError, ValueError, OSError) as exc:
+    except (UsageError, presets.PresetError, routing.RoutingError, ValueError, OSError,
+            RuntimeError) as exc:
         parser.exit(2, f"fsedp: error: {exc}\n")
     return 0
 

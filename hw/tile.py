@@ -1,0 +1,178 @@
+"""One chiplet: the D2D router, the compute datapath and the tile controller.
+
+:class:`Tile` is the unit the system top instantiates once per chiplet (its Verilog is
+generated once, as module ``tile``; every chiplet-specific value comes from its program).
+"""
+
+from amaranth.hdl import Cat, Const, Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import TileConfig
+from .controller import ERROR_BITS as CONTROLLER_ERROR_BITS
+from .controller import Controller, counters_signature
+from .link import Link, check_rate, link_signature
+from .packets import flit_layout
+from .router import DIRS, Router, stats_signature
+from .slot_table import check_count
+from .tile_datapath import TileDatapath
+
+__all__ = ["Tile", "connect_controller", "ROUTER_ERROR_SHIFT", "WEIGHT_ERROR_BIT", "TILE_ERROR_BITS"]
+
+#: ``Tile.error``: bits 0..9 are :class:`hw.controller.ControllerError`, bits 10..19
+#: :class:`hw.router.RouterError`, bit 20 the weight buffer's write error.
+ROUTER_ERROR_SHIFT = CONTROLLER_ERROR_BITS
+WEIGHT_ERROR_BIT = ROUTER_ERROR_SHIFT + 10
+TILE_ERROR_BITS = WEIGHT_ERROR_BIT + 1
+
+
+def connect_controller(m, controller: Controller, datapath: TileDatapath) -> None:
+    """Wire a controller's ``dp_*`` ports to the datapath ports of the same names."""
+    for name in ("cfg", "silu_wr", "list_wr", "job", "tb_wr", "tb_rd", "acc_cmd"):
+        wiring.connect(m, getattr(controller, f"dp_{name}"), getattr(datapath, name))
+    for name in ("done", "acc_resp"):
+        wiring.connect(m, getattr(datapath, name), getattr(controller, f"dp_{name}"))
+
+
+class Tile(wiring.Component):
+    """Router + :class:`~hw.tile_datapath.TileDatapath` + :class:`~hw.controller.Controller`
+    of one chiplet, with the outgoing D2D links.
+
+    Glue: the router's slot writes (``wr``) and forward reads (``rd_req``/``rd_data``) go
+    to the weight buffer; its ``arrival``/``compute_done`` and its tile packet streams
+    (``inject``/``eject``, TOKEN and RESULT packets) to the controller, which also owns the
+    router's ``chiplet_id``, ``successor``, ``ring_len`` and ``slot_count`` (set by the
+    program); ``rows`` and ``cols`` are build parameters, ``age_limit`` a tile input.
+
+    Parameters
+    ----------
+    tile : hw.config.TileConfig
+        Capacities of the chiplet.
+    rows, cols : int
+        Mesh size (the same build serves every chiplet of the mesh).
+    link_latency : int
+        Cycles of each outgoing link (0: the router's output ports directly).
+    link_rate : (int, int)
+        Flits per cycle of each outgoing link, ``num / den``.
+    max_slots, buffer_depth, counter_bits : int
+        Router and datapath build parameters.
+
+    Members
+    -------
+    in_n, in_e, in_s, in_w : In(hw.link.link_signature(link_bytes))
+        Incoming links (connect to the neighbour's ``out_s``, ``out_w``, ``out_n``,
+        ``out_e``; at the mesh edge drive ``valid`` 0).
+    out_n, out_e, out_s, out_w : Out(hw.link.link_signature(link_bytes))
+        Outgoing links, after the link pipeline (at the edge drive ``credit`` 0).
+    dram : In(stream.Signature(flit_layout(link_bytes)))
+        A DRAM channel's SLICE / WEIGHT packets (``valid`` 0 where there is none).
+    host : In(stream.Signature(host_command_layout))
+        ``{op, addr, data}`` commands (:class:`hw.controller.HostOp`), taken while the
+        controller is not running.
+    host_resp : Out(stream.Signature(host_bits))
+    start : In(1)
+        Run the loaded program (a pulse; start every chiplet in the same cycle).
+    running, done : Out(1)
+    error : Out(TILE_ERROR_BITS)
+        Controller, router and weight-buffer error bits (see the module constants).
+    age_limit : In(32)
+        Router starvation check (0: off).
+    clear : In(1)
+        Clears the router and datapath counters.
+    stats : Out(hw.router.stats_signature(max_slots, counter_bits, rows * cols))
+    counters : Out(hw.controller.counters_signature(counter_bits))
+    busy_cycles, mac_cycles, macs : Out
+        Datapath counters.
+    """
+
+    def __init__(self, *, tile: TileConfig = TileConfig(), rows: int = 1, cols: int = 1, link_latency: int = 1,
+                 link_rate=(1, 1), max_slots: int = 16, buffer_depth: int = 4, counter_bits: int = 32):
+        if not isinstance(tile, TileConfig):
+            raise TypeError(f"Tile configuration must be a hw.config.TileConfig, not {tile!r}")
+        check_count("Mesh rows", rows, 1, 16)
+        check_count("Mesh columns", cols, 1, 16)
+        check_count("Link latency", link_latency, 0, 64)
+        check_rate(link_rate)
+        self.config, self.rows, self.cols = tile, rows, cols
+        self.link_latency, self.link_rate = link_latency, link_rate
+        self.datapath = TileDatapath.from_config(tile, max_slots=max_slots)
+        self.controller = Controller.from_config(tile, max_slots=max_slots, counter_bits=counter_bits)
+        self.router = Router(link_bytes=tile.link_bytes, max_slots=max_slots, max_chiplets=rows * cols,
+                             buffer_depth=buffer_depth, flit_bits=self.datapath.weights.flit_bits,
+                             counter_bits=counter_bits)
+        self.links = ([Link(link_bytes=tile.link_bytes, latency=link_latency, rate=link_rate) for _ in DIRS]
+                      if link_latency else None)
+        L = tile.link_bytes
+        members = {}
+        for d in DIRS:
+            members[f"in_{d}"] = In(link_signature(L))
+        for d in DIRS:
+            members[f"out_{d}"] = Out(link_signature(L))
+        ctrl = self.controller
+        members.update({
+            "dram": In(stream.Signature(flit_layout(L))),
+            "host": In(stream.Signature(ctrl.host_layout)),
+            "host_resp": Out(stream.Signature(ctrl.host_bits)),
+            "start": In(1),
+            "running": Out(1),
+            "done": Out(1),
+            "error": Out(TILE_ERROR_BITS),
+            "age_limit": In(32),
+            "clear": In(1),
+            "stats": Out(stats_signature(max_slots, counter_bits, max_chiplets=rows * cols)),
+            "counters": Out(counters_signature(counter_bits)),
+            "busy_cycles": Out(self.datapath.busy_cycles.shape()),
+            "mac_cycles": Out(self.datapath.mac_cycles.shape()),
+            "macs": Out(self.datapath.macs.shape()),
+        })
+        super().__init__(members)
+
+    @property
+    def host_bits(self) -> int:
+        return self.controller.host_bits
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.router = r = self.router
+        m.submodules.datapath = dp = self.datapath
+        m.submodules.controller = ctrl = self.controller
+        connect_controller(m, ctrl, dp)
+
+        # Router <-> weight buffer (same layouts: the router's flit offset is sized to it).
+        t = r.tile
+        wiring.connect(m, t.wr, dp.wb_wr)
+        wiring.connect(m, t.rd_req, dp.wb_fwd_req)
+        wiring.connect(m, dp.wb_fwd_data, t.rd_data)
+        # Router <-> controller.
+        wiring.connect(m, t.arrival, ctrl.arrival)
+        wiring.connect(m, ctrl.compute_done, t.compute_done)
+        wiring.connect(m, ctrl.inject, t.inject)
+        wiring.connect(m, t.eject, ctrl.eject)
+        nc = ctrl.net_cfg
+        m.d.comb += [
+            r.cfg.chiplet_id.eq(nc.chiplet_id), r.cfg.successor.eq(nc.successor),
+            r.cfg.ring_len.eq(nc.ring_len), r.cfg.slot_count.eq(nc.slot_count),
+            r.cfg.rows.eq(self.rows), r.cfg.cols.eq(self.cols), r.cfg.age_limit.eq(self.age_limit),
+            r.clear.eq(self.clear), dp.counters_clear.eq(self.clear),
+        ]
+        wiring.connect(m, wiring.flipped(self.dram), r.dram)
+        # Links.
+        for i, d in enumerate(DIRS):
+            wiring.connect(m, wiring.flipped(getattr(self, f"in_{d}")), r.inputs[i])
+            if self.links is None:
+                wiring.connect(m, r.outputs[i], wiring.flipped(getattr(self, f"out_{d}")))
+            else:
+                m.submodules[f"link_{d}"] = link = self.links[i]
+                wiring.connect(m, r.outputs[i], link.i)
+                wiring.connect(m, link.o, wiring.flipped(getattr(self, f"out_{d}")))
+        # Host, control, status.
+        wiring.connect(m, wiring.flipped(self.host), ctrl.host)
+        wiring.connect(m, ctrl.host_resp, wiring.flipped(self.host_resp))
+        m.d.comb += [ctrl.prog_wr.valid.eq(0), ctrl.start.eq(self.start),
+                     self.running.eq(ctrl.running), self.done.eq(ctrl.done),
+                     self.error.eq(Cat(ctrl.error, r.stats.error, dp.wb_wr_error))]
+        wiring.connect(m, r.stats, wiring.flipped(self.stats))
+        wiring.connect(m, ctrl.counters, wiring.flipped(self.counters))
+        m.d.comb += [self.busy_cycles.eq(dp.busy_cycles), self.mac_cycles.eq(dp.mac_cycles),
+                     self.macs.eq(dp.macs)]
+        return m

@@ -1,0 +1,161 @@
+"""cocotb bench of the whole system (``hw.system.System``).
+
+It runs the workloads of a job file (``FSEDP_JOB``, written by ``sim.rtl``) one after the
+other on one simulator launch: reset, load every chiplet's program and tokens and every
+DRAM channel's program and weights through the host ports, pulse ``start``, wait for
+``done`` with a single trigger (plus a coarse no-progress watchdog), read back every
+accumulator row and every counter, and write them to the job's output file.  It checks
+nothing itself: the caller compares with the golden model.
+"""
+
+import json
+import os
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, First, FallingEdge, RisingEdge
+
+COUNTER_BITS = 32
+
+
+def _sig(dut, name):
+    return getattr(dut, name)
+
+
+async def _send(dut, clk, port, items):
+    """Drive ``items`` (payload ints) into a valid/ready port, one per accepted cycle."""
+    valid, payload, ready = _sig(dut, f"{port}__valid"), _sig(dut, f"{port}__payload"), _sig(dut, f"{port}__ready")
+    for item in items:
+        valid.value = 1
+        payload.value = item
+        while True:
+            await RisingEdge(clk)
+            if ready.value == 1:     # pre-edge value: accepted at this edge
+                break
+        await FallingEdge(clk)
+    valid.value = 0
+
+
+async def _send_all(dut, clk, streams):
+    """Drive several ports in parallel (one coroutine each), wait for all."""
+    tasks = [cocotb.start_soon(_send(dut, clk, port, items)) for port, items in streams if items]
+    for t in tasks:
+        await t
+
+
+async def _read_rows(dut, clk, tile, commands, beats_per_row):
+    """Issue ACC_READ commands one at a time and collect the response beats."""
+    resp_valid = _sig(dut, f"t{tile}_host_resp__valid")
+    resp_data = _sig(dut, f"t{tile}_host_resp__payload")
+    _sig(dut, f"t{tile}_host_resp__ready").value = 1
+    rows = []
+    for cmd in commands:
+        await _send(dut, clk, f"t{tile}_host", [cmd])
+        beats = []
+        while len(beats) < beats_per_row:
+            await RisingEdge(clk)
+            if resp_valid.value == 1:
+                beats.append(str(resp_data.value.to_unsigned()))
+        rows.append(beats)
+    return rows
+
+
+def _value(dut, name):
+    v = _sig(dut, name).value
+    return int(v.to_unsigned()) if hasattr(v, "to_unsigned") else int(v)
+
+
+def _split(value, n, bits=COUNTER_BITS):
+    return [(value >> (bits * i)) & ((1 << bits) - 1) for i in range(n)]
+
+
+def _tile_status(dut, i):
+    s = {name: _value(dut, f"t{i}_stats__{name}") for name in (
+        "slot_flits", "eject_flits", "inject_flits", "dram_flits", "arrivals", "forwards",
+        "free_count", "occupancy", "high_water", "error", "starved", "starved_channel", "waiting", "idle")}
+    for name in ("link_flits", "link_busy", "link_stalled"):
+        s[name] = _split(_value(dut, f"t{i}_stats__{name}"), 4)
+    s.update({f"ctrl_{name}": _value(dut, f"t{i}_counters__{name}") for name in (
+        "cycles", "arrivals", "jobs", "tokens_sent", "results_sent", "tokens_received", "results_received")})
+    s.update({name: _value(dut, f"t{i}_{name}") for name in ("busy_cycles", "mac_cycles", "macs", "done",
+                                                               "error", "running")})
+    s["error_bits"] = s.pop("error")
+    return s
+
+
+def _dram_status(dut, k):
+    s = {name: _value(dut, f"d{k}_stats__{name}") for name in (
+        "flits", "packets", "busy", "stalled", "wait_latency", "wait_bandwidth", "wait_program")}
+    s.update({"done": _value(dut, f"d{k}_done"), "error": _value(dut, f"d{k}_error")})
+    return s
+
+
+def _progress(dut, tiles, drams):
+    total = 0
+    for i in range(tiles):
+        total += _value(dut, f"t{i}_stats__slot_flits") + _value(dut, f"t{i}_stats__eject_flits")
+        total += _value(dut, f"t{i}_counters__jobs") + _value(dut, f"t{i}_macs")
+    for k in range(drams):
+        total += _value(dut, f"d{k}_stats__flits")
+    return total
+
+
+@cocotb.test()
+async def run_job(dut):
+    with open(os.environ["FSEDP_JOB"]) as f:
+        job = json.load(f)
+    clk = dut.clk
+    Clock(clk, 10, unit="ns").start()
+    tiles, drams = job["tiles"], job["drams"]
+    results = []
+    for w in job["workloads"]:
+        dut.rst.value = 1
+        dut.start.value = 0
+        dut.clear.value = 0
+        dut.age_limit.value = w["age_limit"]
+        for i in range(tiles):
+            _sig(dut, f"t{i}_host__valid").value = 0
+            _sig(dut, f"t{i}_host_resp__ready").value = 0
+        for k in range(drams):
+            _sig(dut, f"d{k}_weight_wr__valid").value = 0
+            _sig(dut, f"d{k}_program_wr__valid").value = 0
+            _sig(dut, f"d{k}_program_words").value = w["drams"][k]["program_words"]
+        await ClockCycles(clk, 3)
+        await FallingEdge(clk)
+        dut.rst.value = 0
+        await FallingEdge(clk)
+
+        streams = [(f"t{i}_host", [int(x) for x in t["host"]]) for i, t in enumerate(w["tiles"])]
+        for k, d in enumerate(w["drams"]):
+            streams.append((f"d{k}_program_wr", [int(x) for x in d["program"]]))
+            streams.append((f"d{k}_weight_wr", [int(x) for x in d["weights"]]))
+        await _send_all(dut, clk, streams)
+
+        dut.start.value = 1
+        await FallingEdge(clk)
+        dut.start.value = 0
+        stalled, cycles_waited, last = None, 0, -1
+        window, limit = w["stall_window"], w["cycle_limit"]
+        while True:
+            await First(RisingEdge(dut.done), ClockCycles(clk, window))
+            if dut.done.value == 1:
+                break
+            cycles_waited += window
+            now = _progress(dut, tiles, drams)
+            if now == last:
+                stalled = f"no progress for {window} cycles"
+                break
+            if cycles_waited >= limit:
+                stalled = f"not done after the cycle limit of {limit}"
+                break
+            last = now
+        await FallingEdge(clk)
+        out = {"cycles": _value(dut, "cycles"), "stalled": stalled,
+               "tiles": [_tile_status(dut, i) for i in range(tiles)],
+               "drams": [_dram_status(dut, k) for k in range(drams)], "rows": []}
+        if stalled is None:
+            for i, t in enumerate(w["tiles"]):
+                out["rows"].append(await _read_rows(dut, clk, i, [int(c) for c in t["readback"]], t["beats_per_row"]))
+        results.append(out)
+    with open(job["out"], "w") as f:
+        json.dump(results, f)

@@ -1,0 +1,138 @@
+"""Run results: what an engine measured, turned into the documented JSON, tables and CSV.
+
+Every number here comes from counters an engine read out of the simulation (cycles,
+busy cycles, MACs, flits, slot high-water marks); the only inputs from the plan are
+sizes used to convert counts into bytes (slot bytes, token-row bytes).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+
+__all__ = ["ChipletCounters", "RunResult", "summarize", "write_compare"]
+
+
+@dataclass
+class ChipletCounters:
+    """Counters of one chiplet at the end of a run."""
+
+    busy_cycles: int            # cycles the slice engine was busy
+    mac_cycles: int             # cycles the MAC array took a weight block
+    macs: int                   # MACs performed
+    slot_high_water: int        # most weight slots in use at once
+    slot_occupancy_end: int     # weight slots still in use at the end (0: no leak)
+    link_flits: list            # flits sent per output link (N, E, S, W)
+    link_busy: list             # cycles each output link was busy
+    link_stalled: list          # cycles each output link had a flit waiting but could not send
+    dram_flits: int = 0         # payload flits its DRAM channel delivered (0: no channel)
+    done_cycle: int = 0         # cycle the chiplet signalled done
+    error: int = 0              # error bits (0 in a correct run)
+
+
+@dataclass
+class RunResult:
+    """One layer run on one engine."""
+
+    spec: dict                  # workload choices (preset, model, tokens, routing, strategy, seed, ...)
+    engine: str                 # "rtl" or "fast"
+    cycles: int                 # cycles from start until every chiplet reported done
+    bit_exact: bool             # every accumulator row equals the golden model
+    chiplets: list              # ChipletCounters per chiplet
+    slot_bytes: int
+    token_row_bytes: list       # per chiplet: token rows x (d int8 + d int32)
+    link_bytes: int
+    macs_per_chiplet: int
+    clock_ghz: float
+    config: dict = field(default_factory=dict)
+    mismatches: list = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def strategy(self) -> str:
+        return self.spec["strategy"]
+
+    def to_json(self) -> dict:
+        n = len(self.chiplets)
+        peak_slots = [c.slot_high_water * self.slot_bytes for c in self.chiplets]
+        d2d_flits = sum(sum(c.link_flits) for c in self.chiplets)
+        link_util = [[b / self.cycles if self.cycles else 0.0 for b in c.link_busy] for c in self.chiplets]
+        return {
+            "strategy": self.strategy,
+            "engine": self.engine,
+            "cycles": self.cycles,
+            "time_us": self.cycles / (self.clock_ghz * 1e3),
+            "bit_exact": self.bit_exact,
+            "peak_onchip_bytes": [peak_slots[i] + self.token_row_bytes[i] for i in range(n)],
+            "peak_slot_bytes": peak_slots,
+            "token_bytes": list(self.token_row_bytes),
+            "slot_high_water": [c.slot_high_water for c in self.chiplets],
+            "slots_in_use_at_end": [c.slot_occupancy_end for c in self.chiplets],
+            "dram_bytes": sum(c.dram_flits for c in self.chiplets) * self.link_bytes,
+            "d2d_bytes": d2d_flits * self.link_bytes,
+            "compute_utilization": [c.macs / (self.macs_per_chiplet * self.cycles) if self.cycles else 0.0
+                                    for c in self.chiplets],
+            "link_utilization": link_util,
+            "link_stalled_cycles": [list(c.link_stalled) for c in self.chiplets],
+            "busy_cycles": [c.busy_cycles for c in self.chiplets],
+            "macs": [c.macs for c in self.chiplets],
+            "done_cycle": [c.done_cycle for c in self.chiplets],
+            "errors": [c.error for c in self.chiplets],
+            "mismatches": self.mismatches[:20],
+            "wall_seconds": round(self.wall_seconds, 3),
+            "config": {**self.spec, **self.config},
+        }
+
+
+def summarize(runs: list) -> list[dict]:
+    """Per strategy: the comparison fields, with speedups over EP and Hydra."""
+    by = {r["strategy"]: r for r in runs}
+    rows = []
+    for r in runs:
+        row = {
+            "strategy": r["strategy"], "cycles": r["cycles"], "bit_exact": r["bit_exact"],
+            "speedup_vs_ep": by["ep"]["cycles"] / r["cycles"] if "ep" in by and r["cycles"] else None,
+            "speedup_vs_hydra": by["hydra"]["cycles"] / r["cycles"] if "hydra" in by and r["cycles"] else None,
+            "mean_compute_utilization": sum(r["compute_utilization"]) / len(r["compute_utilization"]),
+            "dram_bytes": r["dram_bytes"], "d2d_bytes": r["d2d_bytes"],
+            "max_link_utilization": max(max(u) for u in r["link_utilization"]),
+            "max_peak_onchip_bytes": max(r["peak_onchip_bytes"]),
+        }
+        rows.append(row)
+    return rows
+
+
+def _fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def table(rows: list[dict]) -> str:
+    cols = ["strategy", "cycles", "speedup_vs_ep", "speedup_vs_hydra", "mean_compute_utilization",
+            "dram_bytes", "d2d_bytes", "max_link_utilization", "max_peak_onchip_bytes", "bit_exact"]
+    heads = ["strategy", "cycles", "vs EP", "vs Hydra", "compute util", "DRAM B", "D2D B", "max link util",
+             "peak on-chip B", "bit-exact"]
+    cells = [heads] + [[_fmt(r[c]) for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    return "\n".join("  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
+                     for row in cells)
+
+
+def write_compare(runs: list, json_path=None, csv_path=None) -> list[dict]:
+    rows = summarize(runs)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"runs": runs, "summary": rows,
+                       "all_bit_exact": all(r["bit_exact"] for r in runs)}, f, indent=2)
+    if csv_path:
+        with open(csv_path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    return rows
