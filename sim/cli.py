@@ -148,16 +148,23 @@ def _workload(args, strategy):
     from sim.workload import prepare
 
     return prepare(preset=args.preset, model=args.model, tokens=args.tokens, routing_spec=args.routing,
-                   strategy=strategy, seed=args.seed, slices=args.slices, layout=args.layout)
+                   strategy=strategy, seed=args.seed, slices=args.slices, layout=args.layout,
+                   with_data=args.engine == "rtl")
 
 
 def _engine_run(args, workloads):
-    if args.engine != "rtl":
-        raise UsageError(f"engine {args.engine!r} is not available yet; allowed: rtl")
-    from sim import rtl
-
+    """Run workloads on the chosen engine: ``rtl`` (Verilator, bit-exact checked) or
+    ``fast`` (the event-driven model, ``sim.fast``)."""
     if args.waves and len(workloads) > 1:
         raise UsageError("--waves records one run; use it with `fsedp run`")
+    if args.engine == "fast":
+        if args.waves:
+            raise UsageError("--waves needs the RTL engine (--engine rtl)")
+        from sim import fast
+
+        return fast.run(workloads)
+    from sim import rtl
+
     print(f"building and simulating {workloads[0].system.name} ...", file=sys.stderr, flush=True)
     return rtl.run(workloads, waves=args.waves)
 
@@ -175,7 +182,7 @@ def cmd_run(args):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
-    if not result["bit_exact"]:
+    if result["bit_exact"] is False:
         raise UsageError("outputs differ from the golden model (see the JSON's mismatches)")
 
 
@@ -186,7 +193,7 @@ def cmd_compare(args):
     runs = [r.to_json() for r in _engine_run(args, [_workload(args, s) for s in STRATEGIES])]
     rows = results.write_compare(runs, args.json, args.csv)
     print(results.table(rows))
-    if not all(r["bit_exact"] for r in runs):
+    if any(r["bit_exact"] is False for r in runs):
         raise UsageError("outputs differ from the golden model (see the JSON's mismatches)")
 
 
@@ -279,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write {runs: [...], summary: [...]} as JSON")
     p.add_argument("--csv", metavar="FILE", help="write the summary table as CSV")
     p.set_defaults(func=cmd_compare)
+
+    from sim import report
+    report.add_parsers(sub)
 
     p = sub.add_parser("disasm", help="print a program file in its text form")
     p.add_argument("program", metavar="PROGRAM", help="program file written by `fsedp programs` or `fsedp asm`")

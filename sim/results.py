@@ -38,7 +38,7 @@ class RunResult:
     spec: dict                  # workload choices (preset, model, tokens, routing, strategy, seed, ...)
     engine: str                 # "rtl" or "fast"
     cycles: int                 # cycles from start until every chiplet reported done
-    bit_exact: bool             # every accumulator row equals the golden model
+    bit_exact: bool | None      # every accumulator row equals the golden model (None: not checked)
     chiplets: list              # ChipletCounters per chiplet
     slot_bytes: int
     token_row_bytes: list       # per chiplet: token rows x (d int8 + d int32)
@@ -129,7 +129,8 @@ def write_compare(runs: list, json_path=None, csv_path=None) -> list[dict]:
     if json_path:
         with open(json_path, "w") as f:
             json.dump({"runs": runs, "summary": rows,
-                       "all_bit_exact": all(r["bit_exact"] for r in runs)}, f, indent=2)
+                       "all_bit_exact": (None if any(r["bit_exact"] is None for r in runs)
+                                         else all(r["bit_exact"] for r in runs))}, f, indent=2)
     if csv_path:
         with open(csv_path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -29,7 +29,7 @@ class Workload:
     token_rows: list              # per chiplet, (rows, d) int8 initial token buffer
     expected: list                # per chiplet, (rows, d) int32 final accumulators
     output: np.ndarray            # (L, d) int32 golden layer output
-    system: SystemConfig
+    system: SystemConfig | None   # None: not built for the RTL (with_data=False)
     spec: dict                    # the choices that made it (for result JSON)
 
     @property
@@ -65,12 +65,21 @@ def expected_accumulators(plan: Plan, layer, tokens) -> list:
 
 
 def prepare(*, preset: str, model: str, tokens: int, routing_spec: str, strategy: str, seed: int = 0,
-            slices: int | None = None, layout: str = "round-robin", system: SystemConfig | None = None) -> Workload:
-    """Build a workload from preset names and options (raises clear ``ValueError``s)."""
+            slices: int | None = None, layout: str = "round-robin", system: SystemConfig | None = None,
+            with_data: bool = True) -> Workload:
+    """Build a workload from preset names and options (raises clear ``ValueError``s).
+
+    ``with_data=False`` stops after the plan (every data field ``None``): what the fast
+    model needs, at any scale, without generating full-size weights."""
     hw = presets.get_hardware(preset)
     m = presets.get_model(model)
     trace = routing.from_spec(routing_spec, tokens, m.num_experts, m.top_k, seed)
     plan = strategies.build_plan(strategy, m, hw, trace, slices=slices, layout=layout)
+    spec = {"preset": preset, "model": model, "tokens": tokens, "routing": routing_spec,
+            "strategy": strategy, "seed": seed, "slices": plan.slices, "layout": layout}
+    if not with_data:
+        return Workload(plan=plan, layer=None, tokens=None, programs=None, dram_images=None, token_rows=None,
+                        expected=None, output=None, system=system, spec=spec)
     layer = golden.random_layer(m.num_experts, m.d_model, m.d_ff, seed)
     x = golden.random_tokens(trace.num_tokens, m.d_model, seed)
     system = system or SystemConfig.from_preset(hw)
@@ -87,8 +96,6 @@ def prepare(*, preset: str, model: str, tokens: int, routing_spec: str, strategy
             rows[plan.token_row[t]] = x[t]
         token_rows.append(rows)
     gate_q = golden.quantize_gate_weights(trace.weights)
-    spec = {"preset": preset, "model": model, "tokens": tokens, "routing": routing_spec,
-            "strategy": strategy, "seed": seed, "slices": plan.slices, "layout": layout}
     return Workload(plan=plan, layer=layer, tokens=x, programs=progs, dram_images=images,
                     token_rows=token_rows, expected=expected_accumulators(plan, layer, x),
                     output=golden.moe_layer(layer, x, trace.experts, gate_q), system=system, spec=spec)
