@@ -9,6 +9,7 @@ ports and per-channel load ports, which the top brings out unchanged.
 
 from __future__ import annotations
 
+from amaranth._unused import MustUse
 from amaranth.hdl import ClockSignal, Const, Instance, Module, ResetSignal, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -18,7 +19,7 @@ from .dram import DramChannel
 from .router import DIRS, Dir
 from .tile import Tile
 
-__all__ = ["System", "make_tile", "port_name", "TILE_MODULE"]
+__all__ = ["System", "make_tile", "port_name", "mark_used", "TILE_MODULE"]
 
 TILE_MODULE = "tile"
 _FANNED_IN = ("dram", "start", "clear", "age_limit")
@@ -30,6 +31,27 @@ def make_tile(config: SystemConfig) -> Tile:
     """The tile of every chiplet of ``config``."""
     return Tile(tile=config.tile, rows=config.rows, cols=config.cols, link_latency=config.link_latency,
                 link_rate=config.link_rate)
+
+
+def mark_used(obj, seen=None) -> None:
+    """Mark ``obj`` and every elaboratable it holds as used: the system keeps a tile
+    object for its signature only (the tile is converted separately), and Amaranth would
+    otherwise warn, at collection time, about each of its never-elaborated parts."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, MustUse):
+        obj._MustUse__used = True
+    if isinstance(obj, (list, tuple)):
+        for v in obj:
+            mark_used(v, seen)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            mark_used(v, seen)
+    elif isinstance(obj, MustUse):
+        for v in vars(obj).values():
+            mark_used(v, seen)
 
 
 def port_name(path) -> str:
@@ -100,6 +122,7 @@ class System(wiring.Component):
             raise TypeError(f"System configuration must be a hw.config.SystemConfig, not {config!r}")
         self.config = config
         self.tile = make_tile(config)
+        mark_used(self.tile)
         self.drams = [DramChannel.from_config(config) for _ in config.dram_chiplets]
         members = {"start": In(1), "age_limit": In(32), "clear": In(1), "done": Out(1), "cycles": Out(32)}
         #: Tile members brought out per chiplet as ``t{i}_{name}``.

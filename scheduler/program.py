@@ -291,15 +291,10 @@ def _set(reg, value):
     return _encode(isa.Opcode.SET, reg=reg, value=value)
 
 
-def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
-    """Programs for every chiplet controller and DRAM channel of ``plan``.
-
-    ``layer`` supplies the requantization constants and SiLU table; ``tile`` the build's
-    capacities.  Raises :class:`ProgramError` naming the chiplet and the capacity if the
-    plan does not fit the build.
-    """
-    model, hw = plan.model, plan.hardware
-    n = plan.num_chiplets
+def check_fits(plan, tile: TileConfig) -> int:
+    """Check that ``plan``'s shapes fit a build's capacities (before any data exists);
+    returns the words per weight slot.  Raises :class:`ProgramError` naming the capacity."""
+    model, n = plan.model, plan.num_chiplets
     d, cols = model.d_model, model.d_ff // plan.slices
     word = tile.word_bytes
     if plan.slot_bytes % word:
@@ -315,6 +310,20 @@ def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
                            f"{tile.weight_words} words")
     if max(model.num_experts, plan.slices, n) > tile.max_experts:
         raise ProgramError(f"the expert table holds experts 0..{tile.max_experts - 1}")
+    return slot_words
+
+
+def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
+    """Programs for every chiplet controller and DRAM channel of ``plan``.
+
+    ``layer`` supplies the requantization constants and SiLU table; ``tile`` the build's
+    capacities.  Raises :class:`ProgramError` naming the chiplet and the capacity if the
+    plan does not fit the build.
+    """
+    model, hw = plan.model, plan.hardware
+    n = plan.num_chiplets
+    d, cols = model.d_model, model.d_ff // plan.slices
+    slot_words = check_fits(plan, tile)
 
     q = layer.quant
     silu = [int(v) & 0xFF for v in q.silu]

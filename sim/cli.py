@@ -165,8 +165,15 @@ def _engine_run(args, workloads):
         return fast.run(workloads)
     from sim import rtl
 
-    print(f"building and simulating {workloads[0].system.name} ...", file=sys.stderr, flush=True)
-    return rtl.run(workloads, waves=args.waves)
+    def note(text):
+        print(text, file=sys.stderr, flush=True)
+
+    system = workloads[0].system
+    waves = rtl.wave_format(args.waves) if args.waves else False
+    note(f"building {system.name} (cached after the first build) ...")
+    b = rtl.build(system, waves=waves)
+    note(f"build ready in {b.seconds:.1f} s; simulating {len(workloads)} workload(s) ...")
+    return rtl.run(workloads, waves=args.waves, progress=note)
 
 
 def _print_run(j):
@@ -275,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_strategy_flags(p)
     p.add_argument("--engine", default="rtl", choices=["rtl", "fast"], help="simulation engine")
     p.add_argument("--json", metavar="FILE", help="write the run's results as JSON")
-    p.add_argument("--waves", metavar="FILE", help="write a waveform (FST) of the run")
+    p.add_argument("--waves", metavar="FILE",
+                   help="write a waveform of the run: FILE.vcd, or FILE.fst (needs liblz4-dev)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compare", help="run all four strategies on the same build and tokens")

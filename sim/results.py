@@ -125,7 +125,12 @@ def table(rows: list[dict]) -> str:
 
 
 def write_compare(runs: list, json_path=None, csv_path=None) -> list[dict]:
+    import pathlib
+
     rows = summarize(runs)
+    for path in (json_path, csv_path):
+        if path:
+            pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     if json_path:
         with open(json_path, "w") as f:
             json.dump({"runs": runs, "summary": rows,

@@ -92,9 +92,18 @@ def get_runner(sim: str):
     return cocotb_runner(sim)
 
 
+def fst_available() -> bool:
+    """Verilator's FST writer compiles against lz4 (Debian package ``liblz4-dev``)."""
+    return any(pathlib.Path(d, "lz4.h").exists() for d in ("/usr/include", "/usr/local/include"))
+
+
 def build(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verilator", waves: bool = False,
-          public_top_only: bool = False, hier_blocks=()):
+          public_top_only: bool = False, hier_blocks=(), log_file=None):
     """Build ``toplevel`` from Verilog ``sources`` into ``build_dir``; returns the runner.
+    The tools' output goes to ``log_file`` if given, else to standard output.
+
+    ``waves``: ``False``, ``True`` or ``"vcd"`` (Verilator: VCD), ``"fst"`` (Verilator:
+    FST, which needs ``liblz4-dev``).
 
     Verilator reuses its object files when the sources did not change, so a rebuild of an
     unchanged design costs seconds.
@@ -110,7 +119,10 @@ def build(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verilator
     """
     runner = get_runner(sim)
     args = list(_VERILATOR_BUILD_ARGS) if sim == "verilator" else []
-    if waves and sim == "verilator":
+    if waves == "fst" and sim == "verilator":
+        if not fst_available():
+            raise RuntimeError("FST waveforms need lz4.h (Debian: apt-get install liblz4-dev); "
+                               "write a .vcd instead")
         args.append("--trace-fst")
     if public_top_only and sim == "verilator":
         vlt = pathlib.Path(build_dir) / "public_top.vlt"
@@ -122,7 +134,8 @@ def build(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verilator
         sources = [vlt] + list(sources)
     with build_lock(build_dir):
         runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=str(build_dir),
-                     timescale=("1ns", "1ps"), build_args=args, waves=waves, always=sim == "verilator")
+                     timescale=("1ns", "1ps"), build_args=args, waves=bool(waves), always=sim == "verilator",
+                     log_file=None if log_file is None else str(log_file))
     return runner
 
 

@@ -80,9 +80,10 @@ def prepare(*, preset: str, model: str, tokens: int, routing_spec: str, strategy
     if not with_data:
         return Workload(plan=plan, layer=None, tokens=None, programs=None, dram_images=None, token_rows=None,
                         expected=None, output=None, system=system, spec=spec)
+    system = system or SystemConfig.from_preset(hw)
+    program.check_fits(plan, system.tile)      # before generating any data
     layer = golden.random_layer(m.num_experts, m.d_model, m.d_ff, seed)
     x = golden.random_tokens(trace.num_tokens, m.d_model, seed)
-    system = system or SystemConfig.from_preset(hw)
     progs = program.encode_plan(plan, layer, system.tile)
     images = program.dram_images(plan, layer, system.tile)
     for ch, img in enumerate(images):

@@ -69,3 +69,48 @@ def test_disasm_of_a_bad_file_is_one_line_error(tmp_path):
     bad.write_bytes(b"junk")
     out = run_cli("disasm", str(bad))
     assert out.returncode == 2 and "bad magic" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--strategy", "nope"], "invalid choice: 'nope'"),
+    (["run", "--preset", "rtl-9x9"], "unknown hardware preset 'rtl-9x9'"),
+    (["compare", "--routing", "olmoe:c4"], "has 64 experts, top-8; the model has 8 experts, top-2"),
+    (["run", "--model", "mixtral-8x7b"], "hidden size d 4096 exceeds the token rows' 32 bytes"),
+    (["run", "--waves", "x.png"], "must end in .vcd or .fst"),
+    (["compare", "--waves", "x.vcd"], "unrecognized arguments: --waves"),
+    (["run", "--engine", "spice"], "invalid choice: 'spice'"),
+    (["run", "--tokens", "0"], "must be a positive integer"),
+])
+def test_run_and_compare_reject_bad_input_before_simulating(args, message):
+    out = run_cli(*args)
+    assert out.returncode == 2, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("fsedp") and " error: " in last and message in last and "Traceback" not in out.stderr
+
+
+RUN_FIELDS = {"strategy", "engine", "cycles", "time_us", "bit_exact", "peak_onchip_bytes", "dram_bytes",
+              "d2d_bytes", "compute_utilization", "link_utilization", "slots_in_use_at_end", "config"}
+
+
+@pytest.mark.cocotb
+def test_compare_runs_every_strategy_and_writes_json_and_csv(tmp_path):
+    js, csv_path, one = tmp_path / "c.json", tmp_path / "c.csv", tmp_path / "r.json"
+    out = run_cli("compare", "--tokens", "8", "--json", str(js), "--csv", str(csv_path))
+    assert out.returncode == 0, out.stderr
+    assert "fse-dp-paired" in out.stdout and "bit-exact" in out.stdout
+    data = json.loads(js.read_text())
+    assert [r["strategy"] for r in data["runs"]] == ["fse-dp", "fse-dp-paired", "ep", "hydra"]
+    assert data["all_bit_exact"] is True
+    for r in data["runs"]:
+        assert RUN_FIELDS <= set(r)
+        assert len(r["peak_onchip_bytes"]) == 4 and r["cycles"] > 0 and r["engine"] == "rtl"
+        assert r["config"]["preset"] == "rtl-2x2" and r["config"]["tokens"] == 8
+    ep = next(s for s in data["summary"] if s["strategy"] == "ep")
+    paired = next(s for s in data["summary"] if s["strategy"] == "fse-dp-paired")
+    assert ep["speedup_vs_ep"] == 1.0
+    assert paired["speedup_vs_ep"] == ep["cycles"] / paired["cycles"]
+    assert csv_path.read_text().splitlines()[0].startswith("strategy,cycles,bit_exact,speedup_vs_ep")
+    # `run` of one strategy on the same build gives the same cycles as in compare.
+    assert cli.main(["run", "--tokens", "8", "--strategy", "hydra", "--json", str(one)]) == 0
+    hydra = json.loads(one.read_text())
+    assert hydra["cycles"] == next(r["cycles"] for r in data["runs"] if r["strategy"] == "hydra")

@@ -100,6 +100,20 @@ def _progress(dut, tiles, drams):
     return total
 
 
+def _report_progress(dut, index, count, tiles, drams):
+    """Write a progress record for the runner (``FSEDP_PROGRESS``), replaced atomically."""
+    path = os.environ.get("FSEDP_PROGRESS")
+    if not path:
+        return
+    done = sum(_value(dut, f"t{i}_done") for i in range(tiles)) + sum(_value(dut, f"d{k}_done")
+                                                                      for k in range(drams))
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"workload": index, "of": count, "cycles": _value(dut, "cycles"), "done": done,
+                   "units": tiles + drams}, f)
+    os.replace(tmp, path)
+
+
 @cocotb.test()
 async def run_job(dut):
     with open(os.environ["FSEDP_JOB"]) as f:
@@ -108,7 +122,7 @@ async def run_job(dut):
     Clock(clk, 10, unit="ns").start()
     tiles, drams = job["tiles"], job["drams"]
     results = []
-    for w in job["workloads"]:
+    for index, w in enumerate(job["workloads"]):
         dut.rst.value = 1
         dut.start.value = 0
         dut.clear.value = 0
@@ -141,6 +155,7 @@ async def run_job(dut):
             if dut.done.value == 1:
                 break
             cycles_waited += window
+            _report_progress(dut, index, len(job["workloads"]), tiles, drams)
             now = _progress(dut, tiles, drams)
             if now == last:
                 stalled = f"no progress for {window} cycles"
