@@ -47,7 +47,8 @@ class RunResult:
     clock_ghz: float
     config: dict = field(default_factory=dict)
     mismatches: list = field(default_factory=list)
-    wall_seconds: float = 0.0
+    wall_seconds: float = 0.0       # wall time of the simulation (loading and readback included)
+    run_wall_seconds: float = 0.0   # wall time from start to done only
 
     @property
     def strategy(self) -> str:
@@ -81,6 +82,7 @@ class RunResult:
             "errors": [c.error for c in self.chiplets],
             "mismatches": self.mismatches[:20],
             "wall_seconds": round(self.wall_seconds, 3),
+            "run_wall_seconds": round(self.run_wall_seconds, 4),
             "config": {**self.spec, **self.config},
         }
 

@@ -261,4 +261,4 @@ def _result(w: Workload, out, config, wall) -> RunResult:
                      chiplets=chiplets, slot_bytes=w.plan.slot_bytes, token_row_bytes=token_bytes,
                      link_bytes=config.tile.link_bytes, macs_per_chiplet=hw.macs_per_chiplet,
                      clock_ghz=hw.clock_ghz, config={"system": config.name}, mismatches=mismatches,
-                     wall_seconds=wall)
+                     wall_seconds=wall, run_wall_seconds=out["run_wall_s"])
