@@ -215,9 +215,38 @@ def add_strategy_flags(p: argparse.ArgumentParser, with_strategy: bool = True) -
                    help="FSE-DP slice layout over the DRAM channels")
 
 
+def _verilog_system(args):
+    """``--top tile`` or ``system``: the chiplet tile (router, datapath, controller) or
+    the whole R x C system (instantiating module ``tile``) of a preset."""
+    import pathlib
+
+    from hw.config import SystemConfig
+    from hw.system import TILE_MODULE, System, make_tile
+    from sim.toolchain import to_verilog, write_if_changed
+
+    if args.mac_rows or args.mac_cols or args.link_bytes:
+        raise UsageError(f"--mac-rows, --mac-cols and --link-bytes apply to --top datapath only, not {args.top}")
+    config = SystemConfig.from_preset(presets.get_hardware(args.preset))
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    files = [(out / "tile.v", make_tile(config), TILE_MODULE)]
+    if args.top == "system":
+        files.append((out / "system.v", System(config), "system"))
+    for path, design, name in files:
+        write_if_changed(path, to_verilog(design, name))
+    write_if_changed(out / f"{args.top}.json", json.dumps({"top": args.top, "preset": args.preset,
+                                                           "config": config.name}, indent=2) + "\n")
+    print(f"wrote {', '.join(str(p) for p, _, _ in files)}: {args.top} of {config.name} "
+          f"({time.perf_counter() - t0:.1f} s)")
+
+
 def cmd_verilog(args):
     import dataclasses
     import pathlib
+
+    if args.top != "datapath":
+        return _verilog_system(args)
 
     from hw.sram import check_pow2
     from hw.tile_datapath import TileDatapath, link_bytes_for, tile_config_for
@@ -307,8 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE", help="output program file")
     p.set_defaults(func=cmd_asm)
 
-    p = sub.add_parser("verilog", help="write the Verilog of the tile datapath (and its parameters as JSON)")
+    p = sub.add_parser("verilog", help="write the Verilog of the tile datapath, the tile or the whole system")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--top", default="datapath", choices=["datapath", "tile", "system"],
+                   help="datapath (SRAM, MAC array, vector unit, slice engine), tile (with router and "
+                        "controller) or system (R x C tiles and DRAM channels)")
     p.add_argument("--preset", default=DEFAULTS["preset"], help="hardware preset giving the tile parameters")
     p.add_argument("--mac-rows", type=_positive_int, default=None, help="override the MAC array rows")
     p.add_argument("--mac-cols", type=_positive_int, default=None, help="override the MAC array columns")

@@ -114,3 +114,10 @@ def test_compare_runs_every_strategy_and_writes_json_and_csv(tmp_path):
     assert cli.main(["run", "--tokens", "8", "--strategy", "hydra", "--json", str(one)]) == 0
     hydra = json.loads(one.read_text())
     assert hydra["cycles"] == next(r["cycles"] for r in data["runs"] if r["strategy"] == "hydra")
+
+
+def test_verilog_of_the_whole_system_instantiates_the_tile_once_per_chiplet(tmp_path):
+    assert cli.main(["verilog", "--top", "system", "--out", str(tmp_path)]) == 0
+    system = (tmp_path / "system.v").read_text()
+    assert "module tile(" in (tmp_path / "tile.v").read_text()
+    assert [f"tile tile{i} (" in system for i in range(4)] == [True] * 4 and "module tile(" not in system
