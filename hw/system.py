@@ -22,7 +22,7 @@ from .tile import Tile
 __all__ = ["System", "make_tile", "port_name", "mark_used", "TILE_MODULE"]
 
 TILE_MODULE = "tile"
-_FANNED_IN = ("dram", "start", "clear", "age_limit")
+_FANNED_IN = ("dram", "start", "clear", "age_limit", "chiplet_id")
 _DRAM_MEMBERS = ("weight_wr", "program_wr", "program_words", "done", "error", "stats", "busy")
 _OPPOSITE = {Dir.N: Dir.S, Dir.S: Dir.N, Dir.E: Dir.W, Dir.W: Dir.E}
 
@@ -184,7 +184,7 @@ class System(wiring.Component):
         # Per-tile ports brought out; control fanned in.
         for i, ports in enumerate(tiles):
             m.d.comb += [ports.start.eq(self.start), ports.clear.eq(self.clear),
-                         ports.age_limit.eq(self.age_limit)]
+                         ports.age_limit.eq(self.age_limit), ports.chiplet_id.eq(i)]
             for top in self.tile_members:
                 _bind(m, getattr(ports, top), getattr(self, f"t{i}_{top}"),
                       self.tile.signature.members[top].flow)

@@ -4,7 +4,7 @@
 generated once, as module ``tile``; every chiplet-specific value comes from its program).
 """
 
-from amaranth.hdl import Cat, Const, Module
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -17,13 +17,16 @@ from .router import DIRS, Router, stats_signature
 from .slot_table import check_count
 from .tile_datapath import TileDatapath
 
-__all__ = ["Tile", "connect_controller", "ROUTER_ERROR_SHIFT", "WEIGHT_ERROR_BIT", "TILE_ERROR_BITS"]
+__all__ = ["Tile", "connect_controller", "ROUTER_ERROR_SHIFT", "WEIGHT_ERROR_BIT", "WRONG_CHIPLET_BIT",
+           "TILE_ERROR_BITS"]
 
 #: ``Tile.error``: bits 0..9 are :class:`hw.controller.ControllerError`, bits 10..19
-#: :class:`hw.router.RouterError`, bit 20 the weight buffer's write error.
+#: :class:`hw.router.RouterError`, bit 20 the weight buffer's write error, bit 21 a
+#: program whose ``CHIPLET_ID`` differs from the tile's strapped ``chiplet_id``.
 ROUTER_ERROR_SHIFT = CONTROLLER_ERROR_BITS
 WEIGHT_ERROR_BIT = ROUTER_ERROR_SHIFT + 10
-TILE_ERROR_BITS = WEIGHT_ERROR_BIT + 1
+WRONG_CHIPLET_BIT = WEIGHT_ERROR_BIT + 1
+TILE_ERROR_BITS = WRONG_CHIPLET_BIT + 1
 
 
 def connect_controller(m, controller: Controller, datapath: TileDatapath) -> None:
@@ -41,8 +44,10 @@ class Tile(wiring.Component):
     Glue: the router's slot writes (``wr``) and forward reads (``rd_req``/``rd_data``) go
     to the weight buffer; its ``arrival``/``compute_done`` and its tile packet streams
     (``inject``/``eject``, TOKEN and RESULT packets) to the controller, which also owns the
-    router's ``chiplet_id``, ``successor``, ``ring_len`` and ``slot_count`` (set by the
-    program); ``rows`` and ``cols`` are build parameters, ``age_limit`` a tile input.
+    router's ``successor``, ``ring_len`` and ``slot_count`` (set by the program); the
+    router's ``chiplet_id`` is strapped (a tile input, valid from reset, so that packets
+    are routed correctly before any program runs); ``rows`` and ``cols`` are build
+    parameters, ``age_limit`` a tile input.
 
     Parameters
     ----------
@@ -64,6 +69,9 @@ class Tile(wiring.Component):
         ``out_e``; at the mesh edge drive ``valid`` 0).
     out_n, out_e, out_s, out_w : Out(hw.link.link_signature(link_bytes))
         Outgoing links, after the link pipeline (at the edge drive ``credit`` 0).
+    chiplet_id : In(8)
+        This chiplet's mesh position ``row * cols + col`` (tie to a constant).  A program
+        whose ``SET CHIPLET_ID`` differs raises error bit :data:`WRONG_CHIPLET_BIT`.
     dram : In(stream.Signature(flit_layout(link_bytes)))
         A DRAM channel's SLICE / WEIGHT packets (``valid`` 0 where there is none).
     host : In(stream.Signature(host_command_layout))
@@ -110,6 +118,7 @@ class Tile(wiring.Component):
             members[f"out_{d}"] = Out(link_signature(L))
         ctrl = self.controller
         members.update({
+            "chiplet_id": In(8),
             "dram": In(stream.Signature(flit_layout(L))),
             "host": In(stream.Signature(ctrl.host_layout)),
             "host_resp": Out(stream.Signature(ctrl.host_bits)),
@@ -150,7 +159,7 @@ class Tile(wiring.Component):
         wiring.connect(m, t.eject, ctrl.eject)
         nc = ctrl.net_cfg
         m.d.comb += [
-            r.cfg.chiplet_id.eq(nc.chiplet_id), r.cfg.successor.eq(nc.successor),
+            r.cfg.chiplet_id.eq(self.chiplet_id), r.cfg.successor.eq(nc.successor),
             r.cfg.ring_len.eq(nc.ring_len), r.cfg.slot_count.eq(nc.slot_count),
             r.cfg.rows.eq(self.rows), r.cfg.cols.eq(self.cols), r.cfg.age_limit.eq(self.age_limit),
             r.clear.eq(self.clear), dp.counters_clear.eq(self.clear),
@@ -165,12 +174,18 @@ class Tile(wiring.Component):
                 m.submodules[f"link_{d}"] = link = self.links[i]
                 wiring.connect(m, r.outputs[i], link.i)
                 wiring.connect(m, link.o, wiring.flipped(getattr(self, f"out_{d}")))
+        # A program for another chiplet (checked once the configuration is complete).
+        wrong_chiplet = Signal(name="wrong_chiplet")
+        with m.If(self.start):
+            m.d.sync += wrong_chiplet.eq(0)
+        with m.Elif((nc.slot_count != 0) & (nc.chiplet_id != self.chiplet_id)):
+            m.d.sync += wrong_chiplet.eq(1)
         # Host, control, status.
         wiring.connect(m, wiring.flipped(self.host), ctrl.host)
         wiring.connect(m, ctrl.host_resp, wiring.flipped(self.host_resp))
         m.d.comb += [ctrl.prog_wr.valid.eq(0), ctrl.start.eq(self.start),
                      self.running.eq(ctrl.running), self.done.eq(ctrl.done),
-                     self.error.eq(Cat(ctrl.error, r.stats.error, dp.wb_wr_error))]
+                     self.error.eq(Cat(ctrl.error, r.stats.error, dp.wb_wr_error, wrong_chiplet))]
         wiring.connect(m, r.stats, wiring.flipped(self.stats))
         wiring.connect(m, ctrl.counters, wiring.flipped(self.counters))
         m.d.comb += [self.busy_cycles.eq(dp.busy_cycles), self.mac_cycles.eq(dp.mac_cycles),

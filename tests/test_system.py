@@ -43,6 +43,8 @@ CASES_2X2 = [
     ("tiny-8x2", 1, "uniform", 1),         # one token: six of eight experts have none
     ("tiny-8x2", 24, "zipf:1.5", 2),       # skewed: a hot expert
     ("tiny-64x8", 8, "olmoe:c4", 3),       # OLMoE's shape and statistics
+    ("tiny-8x2", 4, "mixtral:c4", 0),      # regression: Hydra's first WEIGHT injected before the
+                                           # router knew its chiplet id (UNEXPECTED_GRANT, leaked slot)
 ]
 
 
@@ -53,7 +55,8 @@ def test_2x2_every_strategy_bit_exact():
 
 
 def test_3x3_every_strategy_bit_exact():
-    workloads = _workloads("rtl-3x3", [("tiny-8x2", 9, "mixtral:book", 4), ("tiny-8x2", 1, "zipf:2", 5)])
+    workloads = _workloads("rtl-3x3", [("tiny-8x2", 9, "mixtral:book", 4), ("tiny-8x2", 1, "zipf:2", 5),
+                                       ("tiny-8x2", 16, "mixtral:c4", 1)])   # regression: EP stalled
     _check(workloads, rtl.run(workloads))
 
 
@@ -94,3 +97,15 @@ def test_a_stalled_run_ends_with_a_watchdog_message_naming_the_chiplet():
     assert message.startswith("simulation stalled: no progress for")
     assert f"chiplet 2 (running): arrivals {arrivals}," in message
     assert "chiplet 0 (running)" not in message and "chiplet 1 (running)" not in message
+
+
+def test_a_program_for_another_chiplet_raises_the_wrong_chiplet_error():
+    from hw.tile import WRONG_CHIPLET_BIT
+
+    w = prepare(preset="rtl-2x2", model="tiny-8x2", tokens=4, routing_spec="uniform", strategy="fse-dp", seed=0)
+    ctrl = w.programs.controllers[1]
+    text = program.disassemble(ctrl.words).replace("SET reg=CHIPLET_ID, value=1", "SET reg=CHIPLET_ID, value=2")
+    w.programs.controllers[1] = dataclasses.replace(ctrl, words=program.assemble(text))
+    j = rtl.run([w])[0].to_json()
+    assert j["bit_exact"] is False
+    assert [bool(e >> WRONG_CHIPLET_BIT & 1) for e in j["errors"]] == [False, True, False, False]
