@@ -7,7 +7,8 @@ from hw.link import Link, rate_for
 from hw.packets import token_packet
 from hw.router import Dir
 from scheduler.presets import get_hardware
-from sim.router_harness import MeshBench, assert_rejects_message, until
+from sim.amaranth_sim import assert_rejects
+from sim.router_harness import MeshBench, until
 
 
 def _drive(link, cycles, *, offer=lambda c: True, credit=lambda c: 0):
@@ -87,9 +88,9 @@ def test_shaped_links_limit_router_throughput():
 
 
 def test_link_rejects_bad_parameters():
-    assert_rejects_message(lambda: Link(link_bytes=16, latency=0), TypeError,
+    assert_rejects(lambda: Link(link_bytes=16, latency=0), TypeError,
                            "Link latency must be a positive integer, not 0")
-    assert_rejects_message(lambda: Link(link_bytes=16, rate=(5, 4)), ValueError,
+    assert_rejects(lambda: Link(link_bytes=16, rate=(5, 4)), ValueError,
                            "Link rate must satisfy 0 < num <= den <= 65536, not 5/4")
-    assert_rejects_message(lambda: Link(link_bytes=16, rate=0.7), TypeError,
+    assert_rejects(lambda: Link(link_bytes=16, rate=0.7), TypeError,
                            "Link rate must be a (num, den) tuple of integers, not 0.7")

@@ -3,7 +3,8 @@
 from hw.packets import (VC_SLOT, VC_TILE, Agent, PacketKind, control_packet, parse_packet, slice_packet,
                         token_packet, result_packet)
 from hw.router import Dir, Router, RouterError, input_channel_names
-from sim.router_harness import RouterBench, assert_rejects_message, ticks, until
+from sim.amaranth_sim import assert_rejects
+from sim.router_harness import RouterBench, ticks, until
 
 LB = 16
 
@@ -166,9 +167,9 @@ def test_starvation_check_names_the_input():
 
 
 def test_router_rejects_bad_parameters():
-    assert_rejects_message(lambda: Router(link_bytes=8), ValueError,
+    assert_rejects(lambda: Router(link_bytes=8), ValueError,
                            "Link width must be at least 12 bytes to carry a header flit, not 8")
-    assert_rejects_message(lambda: Router(max_slots=1), TypeError,
+    assert_rejects(lambda: Router(max_slots=1), TypeError,
                            "Slot count must be an integer of at least 2, not 1")
-    assert_rejects_message(lambda: Router(buffer_depth="4"), TypeError,
+    assert_rejects(lambda: Router(buffer_depth="4"), TypeError,
                            "Buffer depth must be an integer of at least 2, not '4'")
