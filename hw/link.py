@@ -9,12 +9,12 @@ back-pressure towards the link: its ``ready`` is the *link's* permission to send
 cycle (the bandwidth shaper), independent of ``valid``.
 """
 
-from fractions import Fraction
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .config import rate
 from .packets import NUM_VCS, check_link_bytes, link_flit_layout
 
 __all__ = ["link_signature", "Link", "check_rate", "rate_for"]
@@ -57,12 +57,8 @@ def check_rate(rate) -> tuple[int, int]:
 def rate_for(bytes_per_cycle: float, link_bytes: int, max_den: int = 64) -> tuple[int, int]:
     """The shaper rate (flits per cycle, ``num / den``) of a link of ``link_bytes`` per flit
     that carries ``bytes_per_cycle`` (a preset's D2D bandwidth); e.g. 11.25 B/cycle on a
-    16-byte link is 45/64."""
-    f = Fraction(bytes_per_cycle / link_bytes).limit_denominator(max_den)
-    if f <= 0:
-        raise ValueError(f"Link bandwidth must be positive, not {bytes_per_cycle!r} bytes per cycle")
-    f = min(f, Fraction(1))
-    return f.numerator, f.denominator
+    16-byte link is 45/64.  (:func:`hw.config.rate`, named for links.)"""
+    return rate(bytes_per_cycle, link_bytes, max_den)
 
 
 class Link(wiring.Component):
