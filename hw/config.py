@@ -8,6 +8,7 @@ program encoder rejects any that does not.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from fractions import Fraction
 
@@ -122,8 +123,21 @@ class SystemConfig:
     @classmethod
     def from_preset(cls, preset, tile: TileConfig | None = None, dram_words: int = 2048) -> "SystemConfig":
         """The RTL configuration of a hardware preset (any object with the attributes of
-        ``scheduler.presets.HardwarePreset``)."""
-        tile = tile or TileConfig(mac_rows=preset.mac_rows, mac_cols=preset.mac_cols)
+        ``scheduler.presets.HardwarePreset``).
+
+        Without ``tile``, the flit is the smallest power of two of at least the default
+        16 bytes that carries one cycle of the preset's DRAM channel and D2D link (a
+        link moves at most one flit per cycle), and ``d_max`` is the default rounded up to
+        a multiple of the MAC array; both equal the defaults for the ``rtl-*`` presets.
+        """
+        if tile is None:
+            default = TileConfig()
+            link_bytes = default.link_bytes
+            while link_bytes < max(preset.dram_bytes_per_cycle, preset.link_bytes_per_cycle):
+                link_bytes *= 2
+            block = math.lcm(preset.mac_rows, preset.mac_cols)
+            tile = TileConfig(mac_rows=preset.mac_rows, mac_cols=preset.mac_cols, link_bytes=link_bytes,
+                              d_max=-(-default.d_max // block) * block)
         return cls(rows=preset.rows, cols=preset.cols, tile=tile, dram_chiplets=tuple(preset.dram_chiplets),
                    dram_words=dram_words, dram_rate=rate(preset.dram_bytes_per_cycle, tile.link_bytes),
                    dram_latency=preset.dram_latency, link_rate=rate(preset.link_bytes_per_cycle, tile.link_bytes),
