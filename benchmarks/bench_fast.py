@@ -44,7 +44,7 @@ def paper(models, presets, strategies, tokens, repeat):
                         dt = time.perf_counter() - t0
                         best = dt if best is None else min(best, dt)
                     print(f"{preset:10s} {model:18s} {strategy:14s} {r.cycles:11d} {best:7.3f} "
-                          f"{r.config['events']:8d}", flush=True)
+                          f"{r.config['fast_model_events']:8d}", flush=True)
 
 
 def main(argv=None):

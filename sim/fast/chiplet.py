@@ -112,7 +112,10 @@ class Chiplet:
         self.res_len = -(-4 * d // L)             # RESULT payload flits (res_len)
         fs = system.fs
         trace = [] if system.tracing else None
-        self.engine = SliceEngine(G=2 * (d // R) * (fs // C), D=(fs // R) * (d // C),
+        # MAC beats per token: whole R x C blocks (a slice whose width is not a multiple of
+        # the array is zero-padded, hw/slice_layout.py, so a partial block costs a beat)
+        cdiv = lambda a, b: -(-a // b)
+        self.engine = SliceEngine(G=2 * cdiv(d, R) * cdiv(fs, C), D=cdiv(fs, R) * cdiv(d, C),
                                   hidden_lat=p.mac_pipeline + p.vector_latency, drain=p.drain_cycles,
                                   depth=p.done_depth, trace=trace, wake=self.wake)
         self._evals = set()
@@ -629,13 +632,19 @@ class Chiplet:
 
     # ------------------------------------------------------------------------------------
     def _eval(self, t):
+        """Everything the chiplet decides in period ``t``, in the RTL's priority order."""
         self._evals.discard(t)
-        self._job_done(t)
-        remote_alloc = self._injector(t)
-        self._dram_local(t, remote_alloc)
-        self._forward(t)
-        accepted = self._dispatch(t)
         eng = self.engine
+        if eng.fifo:
+            self._job_done(t)
+        remote_alloc = False
+        if self.ctl_busy_until is not None and self.ctl_busy_until <= t:
+            remote_alloc = self._injector(t)
+        if self.dram is not None:
+            self._dram_local(t, remote_alloc)
+        if self.fwd_grant is not None and self.fwd_fifo:
+            self._forward(t)
+        accepted = self._dispatch(t) if (self.pending_job is not None or self.arr_fifo) else False
         if eng.due(t):
             nxt = eng.decide(t, accepted)
             if nxt is not None:

@@ -187,7 +187,7 @@ class FastSystem:
         return RunResult(spec=spec, engine="fast", cycles=self.cycles, bit_exact=None, chiplets=counters,
                          slot_bytes=plan.slot_bytes, token_row_bytes=token_bytes, link_bytes=p.link_bytes,
                          macs_per_chiplet=plan.hardware.macs_per_chiplet, clock_ghz=plan.hardware.clock_ghz,
-                         config={"system": p.config_name, "events": self.kernel.events}, wall_seconds=wall)
+                         config={"system": p.config_name, "fast_model_events": self.kernel.events}, wall_seconds=wall)
 
 
 def _no_record(kind, who, t, data):
