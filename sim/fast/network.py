@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from .kernel import ARB, NET
+from .kernel import ARB
 
 __all__ = ["Network", "Packet", "OC_SLOT", "OC_CTL", "OC_TILE", "IC_TILE", "IC_FWD", "IC_DRAM", "IC_CTL",
            "DIR_NAMES"]
@@ -154,6 +154,7 @@ class Network:
         self.hop = params.hop_cycles
         self.credit = params.credit_cycles
         self._memo = {}
+        self._routes = {}
 
     # ---- topology --------------------------------------------------------------------
     def _neighbour(self, r, d):
@@ -166,7 +167,14 @@ class Network:
 
     def route(self, src: int, ic: int, dst: int, kind_sink: int, vc: int) -> list:
         """``[(router, out, in_ic), ...]``: XY route from input ``ic`` at ``src`` to the
-        local output ``kind_sink`` at ``dst``."""
+        local output ``kind_sink`` at ``dst`` (shared, read-only)."""
+        key = (src, ic, dst, kind_sink, vc)
+        hops = self._routes.get(key)
+        if hops is None:
+            hops = self._routes[key] = self._xy(src, ic, dst, kind_sink, vc)
+        return hops
+
+    def _xy(self, src, ic, dst, kind_sink, vc):
         hops = []
         r = src
         while True:
@@ -193,6 +201,9 @@ class Network:
         self._request(t, pkt, 0)
 
     def _request(self, t, pkt, i):
+        """The header of ``pkt`` will be at the head of its input at hop ``i`` from period
+        ``t`` (requests may be registered ahead of time: arbitration only sees those
+        whose time has come)."""
         r, o, ic = pkt.hops[i]
         oc = self.outs[r][o]
         oc.pending.append([t, ic, pkt, i])
@@ -213,7 +224,9 @@ class Network:
         oc.arb_at.discard(t)
         if oc.free_at is None or oc.free_at > t or not oc.pending:
             return
-        if not any(req[0] <= t for req in oc.pending):
+        first = min(req[0] for req in oc.pending)
+        if first > t:
+            self._arb_later(oc, first)
             return
         r, o = oc.router, oc.o
         if o < 8:
@@ -281,7 +294,7 @@ class Network:
         else:
             arrive = max(arrive, self.fifo_deq.get(key, _NEG) + 1)
             self.fifo_busy[key] = pkt
-            self.k.at(arrive, NET, self._request, arrive, pkt, i + 1)
+            self._request(arrive, pkt, i + 1)
         return
 
     def _sink_header(self, oc, t, pkt, i):
@@ -331,7 +344,7 @@ class Network:
             arrive, pkt, i = waiting.pop(0)
             arrive = max(arrive, s + 1)
             self.fifo_busy[key] = pkt
-            self.k.at(max(arrive, self.k.now), NET, self._request, max(arrive, self.k.now), pkt, i)
+            self._request(max(arrive, self.k.now), pkt, i)
 
     def return_credit(self, link, vc, t, by):
         """A credit of ``link`` (VC ``vc``) is usable again from period ``t``; ``by`` is
