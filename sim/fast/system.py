@@ -141,8 +141,14 @@ class FastSystem:
             ch.start()
         for chip in self.chiplets:
             chip.start()
-        limit = None
-        self.kernel.run(limit)
+        plan, hw = self.plan, self.plan.hardware
+        stream = max(len(s) for s in plan.streams) * plan.slot_bytes / hw.dram_bytes_per_cycle
+        compute = plan.macs() / hw.macs_per_chiplet
+        limit = int(50 * (stream + compute)) + 1_000_000       # far beyond any legal run
+        try:
+            self.kernel.run(limit)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc} ({self._stuck()})") from None
         undone = [c.id for c in self.chiplets if c.done_at is None]
         if undone or any(ch.done_at is None for ch in self.drams):
             raise RuntimeError(f"fast model: chiplets {undone} never finished "
