@@ -177,18 +177,28 @@ def _engine_run(args, workloads):
 
 
 def _print_run(j):
-    print(f"{j['strategy']}: {j['cycles']} cycles ({j['time_us']:.2f} us), bit-exact: {j['bit_exact']}, "
+    exact = "not checked (fast model)" if j["bit_exact"] is None else j["bit_exact"]
+    print(f"{j['strategy']}: {j['cycles']} cycles ({j['time_us']:.2f} us), bit-exact: {exact}, "
           f"DRAM {j['dram_bytes']} B, D2D {j['d2d_bytes']} B, peak on-chip "
           f"{max(j['peak_onchip_bytes'])} B/chiplet, compute utilization "
           f"{', '.join(f'{u:.2f}' for u in j['compute_utilization'])}")
 
 
 def cmd_run(args):
-    result = _engine_run(args, [_workload(args, args.strategy)])[0].to_json()
+    work = _workload(args, args.strategy)
+    result = _engine_run(args, [work])[0].to_json()
     _print_run(result)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
+    if args.timeline:
+        # The timeline is recorded by the fast model on the same plan (it is validated
+        # against the RTL's cycle counts; see docs/fast_model.md).
+        from sim import fast
+
+        trace = fast.write_timeline(work, args.timeline)
+        print(f"wrote timeline {args.timeline} ({len(trace['traceEvents'])} events, recorded by the fast model; "
+              f"open it in https://ui.perfetto.dev)")
     if result["bit_exact"] is False:
         raise UsageError("outputs differ from the golden model (see the JSON's mismatches)")
 
@@ -313,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the run's results as JSON")
     p.add_argument("--waves", metavar="FILE",
                    help="write a waveform of the run: FILE.vcd, or FILE.fst (needs liblz4-dev)")
+    p.add_argument("--timeline", metavar="FILE",
+                   help="write a Chrome trace-event timeline (Perfetto) of the run, recorded by the fast model")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compare", help="run all four strategies on the same build and tokens")

@@ -121,3 +121,15 @@ def test_verilog_of_the_whole_system_instantiates_the_tile_once_per_chiplet(tmp_
     system = (tmp_path / "system.v").read_text()
     assert "module tile(" in (tmp_path / "tile.v").read_text()
     assert [f"tile tile{i} (" in system for i in range(4)] == [True] * 4 and "module tile(" not in system
+
+
+def test_fast_engine_run_writes_a_perfetto_timeline(tmp_path):
+    path, js = tmp_path / "t.json", tmp_path / "r.json"
+    assert cli.main(["run", "--engine", "fast", "--timeline", str(path), "--json", str(js)]) == 0
+    trace = json.loads(path.read_text())
+    spans = [e for e in trace["traceEvents"] if e.get("ph") == "X"]
+    assert spans and all(e["dur"] >= 0 for e in spans)
+    run = json.loads(js.read_text())
+    assert run["engine"] == "fast" and run["bit_exact"] is None and run["cycles"] > 0
+    # Every span lies within the run.
+    assert max(e["ts"] + e["dur"] for e in spans) <= run["time_us"] + 1e-6
