@@ -24,6 +24,15 @@ def rate(bytes_per_cycle: float, width_bytes: int, max_den: int = 64) -> tuple[i
     return f.numerator, f.denominator
 
 
+def credit_depth(link_latency: int, link_rate: tuple, minimum: int = 4) -> int:
+    """Flits of buffer (credits) a link of ``link_latency`` cycles and ``num / den`` flits
+    per cycle needs to run at full rate: the flits sent during one credit round trip
+    (``2 * link_latency + 3`` cycles: the flit's hop, the credit's hop, the router's
+    buffer and arbitration stages)."""
+    num, den = link_rate
+    return max(minimum, -(-(2 * link_latency + 3) * num // den))
+
+
 @dataclass(frozen=True)
 class TileConfig:
     """Capacities and widths of one chiplet tile.
@@ -94,6 +103,13 @@ class SystemConfig:
         Flits per cycle of one link direction, as ``num / den``.
     link_latency : int
         Cycles of one D2D hop.
+    buffer_depth : int
+        Router input buffer per virtual channel, in flits (= credits).  A link keeps its
+        full rate only if the credits cover the round trip of a flit and its credit,
+        about ``2 * link_latency + 3`` cycles; :meth:`from_preset` sizes it so for the
+        paper presets and keeps the RTL presets' 4 (their builds and validation use it;
+        with 2-cycle links that makes a VC credit-bound at 4 flits per 7 cycles, a little
+        under the nominal 45/64).
     """
 
     rows: int
@@ -105,6 +121,7 @@ class SystemConfig:
     dram_latency: int
     link_rate: tuple
     link_latency: int
+    buffer_depth: int = 4
 
     @property
     def num_chiplets(self) -> int:
@@ -118,7 +135,8 @@ class SystemConfig:
                 f"_w{t.weight_words}_t{t.token_rows}_d{t.d_max}_e{t.table_entries}_p{t.program_words}"
                 f"_dr{self.dram_rate[0]}-{self.dram_rate[1]}_dl{self.dram_latency}_dw{self.dram_words}"
                 f"_lr{self.link_rate[0]}-{self.link_rate[1]}_ll{self.link_latency}"
-                f"_c{'-'.join(map(str, self.dram_chiplets))}")
+                f"_c{'-'.join(map(str, self.dram_chiplets))}"
+                + (f"_b{self.buffer_depth}" if self.buffer_depth != 4 else ""))
 
     @classmethod
     def from_preset(cls, preset, tile: TileConfig | None = None, dram_words: int = 2048) -> "SystemConfig":
@@ -138,7 +156,9 @@ class SystemConfig:
             block = math.lcm(preset.mac_rows, preset.mac_cols)
             tile = TileConfig(mac_rows=preset.mac_rows, mac_cols=preset.mac_cols, link_bytes=link_bytes,
                               d_max=-(-default.d_max // block) * block)
+        link_rate = rate(preset.link_bytes_per_cycle, tile.link_bytes)
         return cls(rows=preset.rows, cols=preset.cols, tile=tile, dram_chiplets=tuple(preset.dram_chiplets),
                    dram_words=dram_words, dram_rate=rate(preset.dram_bytes_per_cycle, tile.link_bytes),
-                   dram_latency=preset.dram_latency, link_rate=rate(preset.link_bytes_per_cycle, tile.link_bytes),
-                   link_latency=preset.link_latency)
+                   dram_latency=preset.dram_latency, link_rate=link_rate,
+                   link_latency=preset.link_latency,
+                   buffer_depth=4 if preset.rtl else credit_depth(preset.link_latency, link_rate))

@@ -30,7 +30,7 @@ _OPPOSITE = {Dir.N: Dir.S, Dir.S: Dir.N, Dir.E: Dir.W, Dir.W: Dir.E}
 def make_tile(config: SystemConfig) -> Tile:
     """The tile of every chiplet of ``config``."""
     return Tile(tile=config.tile, rows=config.rows, cols=config.cols, link_latency=config.link_latency,
-                link_rate=config.link_rate)
+                link_rate=config.link_rate, buffer_depth=config.buffer_depth)
 
 
 def mark_used(obj, seen=None) -> None:

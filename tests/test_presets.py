@@ -52,3 +52,14 @@ def test_inconsistent_presets_are_rejected():
         presets.ModelPreset("x", 8, 8, 4, 5, slices=1, source="")
     with pytest.raises(PresetError, match="slice_slots must be at least 2"):
         presets.HardwarePreset("x", 2, 2, 1.0, 8, 8, 1.0, 1, 8.0, 1, slice_slots=1, expert_slots=2, source="")
+
+
+def test_router_buffers_cover_the_credit_round_trip_at_paper_scale():
+    from hw.config import SystemConfig, credit_depth
+
+    # 8-cycle links at 45/64 flits per cycle: 19 cycles of round trip need 14 credits.
+    assert credit_depth(8, (45, 64)) == 14
+    assert credit_depth(2, (45, 64)) == 5      # the rtl presets keep 4 (see hw.config)
+    assert SystemConfig.from_preset(presets.get_hardware("paper-2x2")).buffer_depth == 14
+    rtl = SystemConfig.from_preset(presets.get_hardware("rtl-2x2"))
+    assert rtl.buffer_depth == 4 and not rtl.name.endswith("_b4")
