@@ -188,16 +188,31 @@ def _ep(strategy, model, hw, trace) -> Plan:
                 token_sends=tuple(sends), remote_rows=tuple(remote_rows))
 
 
+def aligned_slices(model: ModelPreset, hardware: HardwarePreset) -> int:
+    """The default micro-slice count S: among the divisors of ``d_ff`` whose slice width
+    ``d_ff / S`` is a multiple of the MAC array's column count (so that no MAC cycle of
+    the gate and up projections works on zero padding), the one nearest the model
+    preset's S (ties: the larger S, i.e. the smaller slice).  If no such S exists, the
+    preset's S.  O(d_ff / mac_cols)."""
+    cols = hardware.mac_cols
+    if model.d_ff % cols:
+        return model.slices
+    blocks = model.d_ff // cols
+    candidates = [s for s in range(1, blocks + 1) if blocks % s == 0]
+    return min(candidates, key=lambda s: (abs(s - model.slices), -s))
+
+
 def build_plan(strategy: str, model: ModelPreset, hardware: HardwarePreset, trace: RoutingTrace, *,
                slices: int | None = None, layout: str = "round-robin") -> Plan:
     """Plan one MoE layer under ``strategy`` (one of :data:`scheduler.plan.STRATEGIES`).
 
-    ``slices`` (FSE-DP only) defaults to the model preset's S; ``layout`` is the slice
-    layout over DRAM channels (FSE-DP only), one of :data:`LAYOUTS`.
+    ``slices`` (FSE-DP only) defaults to :func:`aligned_slices` (the model preset's S,
+    moved to the nearest S whose slices fill whole MAC-array column blocks); ``layout``
+    is the slice layout over DRAM channels (FSE-DP only), one of :data:`LAYOUTS`.
     """
     if strategy not in STRATEGIES:
         raise PlanError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
-    slices = model.slices if slices is None else slices
+    slices = aligned_slices(model, hardware) if slices is None else slices
     _check(model, hardware, trace, slices, layout)
     if strategy.startswith("fse-dp"):
         return _fse_dp(strategy, model, hardware, trace, slices, layout)

@@ -220,7 +220,8 @@ def add_strategy_flags(p: argparse.ArgumentParser, with_strategy: bool = True) -
     if with_strategy:
         p.add_argument("--strategy", default="fse-dp-paired", choices=plan.STRATEGIES, help="strategy to plan")
     p.add_argument("--slices", type=_positive_int, default=None,
-                   help="FSE-DP micro-slices per expert (default: the model preset's)")
+                   help="FSE-DP micro-slices per expert (default: the model preset's S, moved to the "
+                        "nearest S whose slices fill whole MAC-array column blocks)")
     p.add_argument("--layout", default="round-robin", choices=strategies.LAYOUTS,
                    help="FSE-DP slice layout over the DRAM channels")
 

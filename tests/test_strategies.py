@@ -11,8 +11,8 @@ from scheduler.routing import RoutingTrace, uniform, zipf
 from scheduler.strategies import PlanError, build_plan, expert_order, spread_tokens
 
 HW = presets.get_hardware("rtl-2x2")
-MODEL = ModelPreset("t-4x1", d_model=8, d_ff=16, num_experts=4, top_k=1, slices=4, source="test")
-MODEL2 = ModelPreset("t-8x2", d_model=8, d_ff=16, num_experts=8, top_k=2, slices=4, source="test")
+MODEL = ModelPreset("t-4x1", d_model=8, d_ff=32, num_experts=4, top_k=1, slices=4, source="test")
+MODEL2 = ModelPreset("t-8x2", d_model=8, d_ff=32, num_experts=8, top_k=2, slices=4, source="test")
 
 
 def trace_of(experts):
@@ -175,3 +175,19 @@ def test_default_ring_visits_every_chiplet_once(rows, cols):
         assert not long_edges
     elif rows > 1:
         assert len(long_edges) == 1
+
+
+def test_default_slices_fill_whole_mac_array_column_blocks():
+    from scheduler.strategies import aligned_slices
+
+    paper, rtl = presets.get_hardware("paper-2x2"), presets.get_hardware("rtl-2x2")
+    for model in presets.MODEL_PRESETS.values():
+        s = aligned_slices(model, paper)
+        assert model.d_ff % s == 0
+        if model.d_ff % paper.mac_cols == 0:
+            assert (model.d_ff // s) % paper.mac_cols == 0, model.name
+    # Phi-3.5 (f = 6400 = 100 x 64): S = 64 would give 100-column slices; 50 gives 128.
+    assert aligned_slices(presets.get_model("phi-3.5-moe"), paper) == 50
+    # Already aligned presets keep their S, and the RTL's small models are unchanged.
+    assert aligned_slices(presets.get_model("olmoe-1b-7b"), paper) == 16
+    assert aligned_slices(presets.get_model("tiny-8x2"), rtl) == 8
