@@ -30,7 +30,7 @@ def bench(preset: str, model: str, tokens: int, routing: str) -> list[dict]:
                  for s in STRATEGIES]
     b = rtl.build(workloads[0].system)
     rows = []
-    for r in rtl.run(workloads):
+    for r in rtl.run(workloads, built=b):
         j = r.to_json()
         rows.append({"preset": preset, "strategy": j["strategy"], "cycles": j["cycles"],
                      "bit_exact": j["bit_exact"], "build_s": round(b.seconds, 1), "converted": b.converted,

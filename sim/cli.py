@@ -173,7 +173,7 @@ def _engine_run(args, workloads):
     note(f"building {system.name} (cached after the first build) ...")
     b = rtl.build(system, waves=waves)
     note(f"build ready in {b.seconds:.1f} s; simulating {len(workloads)} workload(s) ...")
-    return rtl.run(workloads, waves=args.waves, progress=note)
+    return rtl.run(workloads, waves=args.waves, progress=note, built=b)
 
 
 def _print_run(j):

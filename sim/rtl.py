@@ -102,11 +102,14 @@ def build(config: SystemConfig, *, waves=False) -> Build:
 
 def _job(workloads: list[Workload], config: SystemConfig, out: pathlib.Path) -> dict:
     from hw import controller as ctl
+    from hw.dram import DramChannel
     from hw.system import make_tile, mark_used
 
-    tile = make_tile(config)
-    mark_used(tile)        # built for its host port width only
+    # A tile and a channel built once, for their port layouts only.
+    tile, channel = make_tile(config), DramChannel.from_config(config)
+    mark_used([tile, channel])
     layout = ctl.host_command_layout(tile.host_bits)
+    program_wr, weight_wr = (getattr(channel, p).payload.shape() for p in ("program_wr", "weight_wr"))
     job = {"tiles": config.num_chiplets, "drams": len(config.dram_chiplets), "out": str(out), "workloads": []}
     for w in workloads:
         d = w.layer.d_model
@@ -122,10 +125,10 @@ def _job(workloads: list[Workload], config: SystemConfig, out: pathlib.Path) -> 
                           "beats_per_row": (d + 1) // 2})
         drams = []
         for k, img in enumerate(w.dram_images):
-            words = [str(int.from_bytes(row.tobytes(), "little")) for row in img]
-            drams.append({"program": [str(x) for x in _addressed(w.programs.drams[k].words, config, "program_wr")],
+            words = [int.from_bytes(row.tobytes(), "little") for row in img]
+            drams.append({"program": _addressed(w.programs.drams[k].words, program_wr),
                           "program_words": len(w.programs.drams[k].words),
-                          "weights": [str(x) for x in _addressed(words, config, "weight_wr")]})
+                          "weights": _addressed(words, weight_wr)})
         macs = w.plan.macs()
         limit = 20 * (macs // config.tile.word_bytes + sum(len(i) for i in w.dram_images) * 64) + 200000
         job["workloads"].append({"tiles": tiles, "drams": drams, "cycle_limit": int(limit),
@@ -133,16 +136,10 @@ def _job(workloads: list[Workload], config: SystemConfig, out: pathlib.Path) -> 
     return job
 
 
-def _addressed(words, config, port):
-    """Payloads ``{addr, data}`` of a DRAM channel's ``port`` (``weight_wr`` or
-    ``program_wr``) that write ``words`` from address 0, as ints."""
-    from hw.dram import DramChannel
-    from hw.system import mark_used
-
-    channel = DramChannel.from_config(config)
-    mark_used(channel)     # built for its port layout only
-    layout = getattr(channel, port).payload.shape()
-    return [layout.const({"addr": a, "data": int(v)}).as_value().value for a, v in enumerate(words)]
+def _addressed(words, layout) -> list[str]:
+    """Payloads ``{addr, data}`` of a DRAM channel load port (its payload ``layout``)
+    that write ``words`` from address 0, as decimal strings for the job file."""
+    return [str(layout.const({"addr": a, "data": int(v)}).as_value().value) for a, v in enumerate(words)]
 
 
 def _rows_from_beats(beats, d):
@@ -170,19 +167,21 @@ def _stall_message(out, config) -> str:
 
 
 def run(workloads: list[Workload], config: SystemConfig | None = None, *, waves: str | None = None,
-        progress=None) -> list[RunResult]:
+        progress=None, built: Build | None = None) -> list[RunResult]:
     """Run workloads (all on one system configuration, one simulator launch) and check
     every output against the golden model.
 
     ``progress``, if given, is called with a one-line status about once a second while
-    the simulation runs.  A stalled workload raises :class:`SimulationStalled`.
+    the simulation runs.  ``built``: the result of :func:`build` for this configuration
+    (and ``waves`` format), if the caller already built it.  A stalled workload raises
+    :class:`SimulationStalled`.
     """
     config = config or workloads[0].system
     for w in workloads:
         if w.system != config or w.programs is None:
             raise ValueError("all workloads of one RTL run need data (prepare(with_data=True)) and "
                              "one system configuration")
-    b = build(config, waves=wave_format(waves) if waves else False)
+    b = built or build(config, waves=wave_format(waves) if waves else False)
     with tempfile.TemporaryDirectory(prefix="fsedp-run-") as tmp:
         tmp = pathlib.Path(tmp)
         out, status, log = tmp / "results.json", tmp / "progress.json", tmp / "sim.log"
