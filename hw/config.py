@@ -55,6 +55,8 @@ class TileConfig:
         Experts addressable by the expert table.
     program_words : int
         Controller program memory.
+    max_slots : int
+        Entries of the router's slot table (the largest runtime slot count).
     """
 
     mac_rows: int = 8
@@ -66,6 +68,7 @@ class TileConfig:
     table_entries: int = 2048
     max_experts: int = 256
     program_words: int = 4096
+    max_slots: int = 16
 
     def __post_init__(self):
         for f in fields(self):
@@ -77,6 +80,8 @@ class TileConfig:
                              f"({self.word_bytes} bytes)")
         if self.d_max % self.mac_rows or self.d_max % self.mac_cols:
             raise ValueError(f"d_max {self.d_max} must be a multiple of the MAC array dimensions")
+        if not 2 <= self.max_slots <= 256:
+            raise ValueError(f"max_slots must be in 2..256 (8-bit slot ids), not {self.max_slots}")
 
     @property
     def word_bytes(self) -> int:
@@ -133,32 +138,37 @@ class SystemConfig:
         t = self.tile
         return (f"sys{self.rows}x{self.cols}_m{t.mac_rows}x{t.mac_cols}_l{t.link_bytes}"
                 f"_w{t.weight_words}_t{t.token_rows}_d{t.d_max}_e{t.table_entries}_p{t.program_words}"
+                f"_s{t.max_slots}"
                 f"_dr{self.dram_rate[0]}-{self.dram_rate[1]}_dl{self.dram_latency}_dw{self.dram_words}"
                 f"_lr{self.link_rate[0]}-{self.link_rate[1]}_ll{self.link_latency}"
                 f"_c{'-'.join(map(str, self.dram_chiplets))}"
                 + (f"_b{self.buffer_depth}" if self.buffer_depth != 4 else ""))
 
     @classmethod
-    def from_preset(cls, preset, tile: TileConfig | None = None, dram_words: int = 2048) -> "SystemConfig":
+    def from_preset(cls, preset, tile: TileConfig | None = None) -> "SystemConfig":
         """The RTL configuration of a hardware preset (any object with the attributes of
-        ``scheduler.presets.HardwarePreset``).
+        ``scheduler.presets.HardwarePreset``): its MAC array, its provisioned buffers (weight
+        words from ``weight_sram_bytes``, token rows, ``d_max``, tables, slot table), its
+        DRAM channels and links.
 
-        Without ``tile``, the flit is the smallest power of two of at least the default
-        16 bytes that carries one cycle of the preset's DRAM channel and D2D link (a
-        link moves at most one flit per cycle), and ``d_max`` is the default rounded up to
-        a multiple of the MAC array; both equal the defaults for the ``rtl-*`` presets.
+        Without ``tile``, the flit is the smallest power of two of at least 16 bytes that
+        carries one cycle of the preset's DRAM channel and D2D link (a link moves at most
+        one flit per cycle).  The router buffers hold ``preset.buffer_depth`` flits per VC,
+        or, if that is 0, enough for the credit round trip (:func:`credit_depth`).
         """
+        word = preset.mac_rows * preset.mac_cols
         if tile is None:
-            default = TileConfig()
-            link_bytes = default.link_bytes
+            link_bytes = 16
             while link_bytes < max(preset.dram_bytes_per_cycle, preset.link_bytes_per_cycle):
                 link_bytes *= 2
-            block = math.lcm(preset.mac_rows, preset.mac_cols)
             tile = TileConfig(mac_rows=preset.mac_rows, mac_cols=preset.mac_cols, link_bytes=link_bytes,
-                              d_max=-(-default.d_max // block) * block)
+                              weight_words=preset.weight_sram_bytes // word, token_rows=preset.token_rows,
+                              d_max=preset.d_max, table_entries=preset.table_entries,
+                              program_words=preset.program_words, max_slots=preset.max_slots)
         link_rate = rate(preset.link_bytes_per_cycle, tile.link_bytes)
         return cls(rows=preset.rows, cols=preset.cols, tile=tile, dram_chiplets=tuple(preset.dram_chiplets),
-                   dram_words=dram_words, dram_rate=rate(preset.dram_bytes_per_cycle, tile.link_bytes),
+                   dram_words=preset.dram_channel_bytes // tile.word_bytes,
+                   dram_rate=rate(preset.dram_bytes_per_cycle, tile.link_bytes),
                    dram_latency=preset.dram_latency, link_rate=link_rate,
                    link_latency=preset.link_latency,
-                   buffer_depth=4 if preset.rtl else credit_depth(preset.link_latency, link_rate))
+                   buffer_depth=preset.buffer_depth or credit_depth(preset.link_latency, link_rate))

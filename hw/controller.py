@@ -266,7 +266,9 @@ class Controller(wiring.Component):
 
         # Tables (memories are created here so testbenches can inspect them).
         self.expert_layout = data.StructLayout({"first": unsigned(list_bits), "count": range(table_entries + 1)})
-        self.remote_layout = data.StructLayout({"uses": unsigned(8), "home": unsigned(8), "home_row": unsigned(16)})
+        self.remote_layout = data.StructLayout({
+            "uses": dict(isa.RemoteOperands.as_shape())["uses"].shape, "home": unsigned(8),
+            "home_row": unsigned(16)})
         self.program = Memory(shape=unsigned(64), depth=program_words, init=[])
         self.experts = Memory(shape=self.expert_layout, depth=max_experts, init=[])
         self.entries = Memory(shape=unsigned(token_bits), depth=table_entries, init=[])
@@ -299,9 +301,9 @@ class Controller(wiring.Component):
         })
 
     @staticmethod
-    def parameters_for(tile: TileConfig, *, max_slots: int = 16, counter_bits: int = 32) -> dict:
+    def parameters_for(tile: TileConfig, *, max_slots: int | None = None, counter_bits: int = 32) -> dict:
         return dict(mac_rows=tile.mac_rows, mac_cols=tile.mac_cols, link_bytes=tile.link_bytes,
-                    weight_words=tile.weight_words, max_slots=max_slots, token_rows=tile.token_rows,
+                    weight_words=tile.weight_words, max_slots=max_slots or tile.max_slots, token_rows=tile.token_rows,
                     d_max=tile.d_max, fs_max=fs_max_for(tile), table_entries=tile.table_entries,
                     max_experts=tile.max_experts, program_words=tile.program_words, counter_bits=counter_bits)
 

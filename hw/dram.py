@@ -4,7 +4,8 @@ A DRAM channel is attached to one chiplet and feeds that chiplet's router throug
 ``dram`` port (:class:`hw.router.Router`).  It runs a *DRAM channel program*
 (``hw.isa``: ``SET CHIPLET_ID``, ``SET SLOT_WORDS``, ``STREAM``..., ``END``, encoded by
 ``scheduler.program.encode_plan``) over a weight image (``scheduler.program.dram_images``)
-and turns every ``STREAM`` into one SLICE or WEIGHT packet.  How long that takes is the
+and turns every ``STREAM`` into one SLICE or WEIGHT packet (a RELAY is a WEIGHT packet with
+the ``RELAY`` flag).  How long that takes is the
 point of the model: payload beats leave at the channel's bandwidth after an access
 latency, and the router's back-pressure (slot allocation, R6) stalls them.
 """
@@ -17,7 +18,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .isa import INSTRUCTION_BITS, Instruction, Opcode, Reg, StreamKind
-from .packets import HEADER_BITS, Header, PacketKind, check_link_bytes, flit_layout
+from .packets import HEADER_BITS, Flag, Header, PacketKind, check_link_bytes, flit_layout
 
 __all__ = ["DramChannel", "DramError", "stats_signature", "request_layout"]
 
@@ -47,7 +48,7 @@ def request_layout(dram_words: int) -> data.StructLayout:
     flit count (registers ``CHIPLET_ID`` and ``SLOT_WORDS`` are captured at issue, so a
     later ``SET`` does not change a request already queued)."""
     return data.StructLayout({
-        "kind": PacketKind, "src": unsigned(8), "dst": unsigned(8), "expert": unsigned(8),
+        "kind": PacketKind, "flags": unsigned(4), "src": unsigned(8), "dst": unsigned(8), "expert": unsigned(8),
         "slice": unsigned(8), "addr": range(dram_words), "length": unsigned(16),
     })
 
@@ -107,10 +108,10 @@ class DramChannel(wiring.Component):
     Packets
     -------
     ``STREAM kind, expert, slice, dst, addr`` sends a header flit with the fields of
-    ``hw.packets.Header``: ``kind`` SLICE or WEIGHT (from :class:`hw.isa.StreamKind`),
-    ``src`` = ``CHIPLET_ID``, ``dst``, ``expert``, ``slice``, ``length`` = ``SLOT_WORDS *
-    word_bytes / link_bytes`` and every other field zero (``hops`` 0, ``flags`` 0: the
-    router sets ``SOLE`` itself; ``slot`` 0: the router allocates the local slot, or
+    ``hw.packets.Header``: ``kind`` SLICE or WEIGHT (from :class:`hw.isa.StreamKind`;
+    RELAY sends WEIGHT with ``flags`` = ``Flag.RELAY``), ``src`` = ``CHIPLET_ID``, ``dst``,
+    ``expert``, ``slice``, ``length`` = ``SLOT_WORDS * word_bytes / link_bytes`` and every
+    other field zero (``hops`` 0, ``flags`` 0 otherwise: the router sets ``SOLE`` itself; ``slot`` 0: the router allocates the local slot, or
     stamps the granted remote slot and ``src`` into a remote WEIGHT header).  Then
     ``length`` payload flits: words ``addr .. addr + SLOT_WORDS - 1`` of the weight
     memory, each cut into ``word_bytes / link_bytes`` link-width lanes sent lane 0 (the
@@ -355,6 +356,8 @@ class DramChannel(wiring.Component):
         ]
         with m.If(st.kind == StreamKind.WEIGHT):
             m.d.comb += new.kind.eq(PacketKind.WEIGHT)
+        with m.Elif(st.kind == StreamKind.RELAY):
+            m.d.comb += [new.kind.eq(PacketKind.WEIGHT), new.flags.eq(Flag.RELAY)]
         with m.Else():
             m.d.comb += new.kind.eq(PacketKind.SLICE)
 
@@ -414,7 +417,8 @@ class DramChannel(wiring.Component):
         lane = Signal(range(max(lanes, 2)), name="lane")
         word = Signal(range(self.dram_words), name="word")
         header = Signal(Header, name="header")
-        m.d.comb += [header.kind.eq(head.kind), header.src.eq(head.src), header.dst.eq(head.dst),
+        m.d.comb += [header.kind.eq(head.kind), header.flags.eq(head.flags), header.src.eq(head.src),
+                     header.dst.eq(head.dst),
                      header.length.eq(head.length), header.expert.eq(head.expert),
                      header.slice.eq(head.slice)]
         assert HEADER_BITS <= W

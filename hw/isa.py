@@ -27,9 +27,12 @@ Chiplet controller program
 DRAM channel program
     ``SET CHIPLET_ID`` (the chiplet the channel is attached to) and ``SET SLOT_WORDS``
     first; then ``STREAM kind, expert, slice, dst, addr`` streams one slot's worth of
-    weights (``SLOT_WORDS`` weight-buffer words) from DRAM word address ``addr`` as a SLICE
-    packet into the channel's own chiplet (FSE-DP: it then travels the ring) or as a
-    WEIGHT packet to chiplet ``dst`` (EP/Hydra), in program order.  ``END`` closes it.
+    weights (``SLOT_WORDS`` weight-buffer words) from DRAM word address ``addr``, in
+    program order: as a SLICE packet into the channel's own chiplet (FSE-DP: it then
+    travels the ring), as a WEIGHT packet to chiplet ``dst`` (cut through the mesh at the
+    channel's rate), or as a RELAY: a WEIGHT packet with the ``RELAY`` flag that the
+    channel's own chiplet stages in one of its slots and forwards to ``dst`` at link rate.
+    ``END`` closes it.
 """
 
 from amaranth.lib import enum
@@ -77,9 +80,11 @@ class Reg(enum.Enum, shape=8):
     HIDDEN_SHIFT = 0x15
 
 
-class StreamKind(enum.Enum, shape=1):
-    SLICE = 0    # ring traffic (FSE-DP)
-    WEIGHT = 1   # unicast whole expert (EP, Hydra)
+class StreamKind(enum.Enum, shape=2):
+    SLICE = 0    # ring traffic (FSE-DP): into the channel's own chiplet, then round the ring
+    WEIGHT = 1   # a weight load (whole expert or tile) unicast to its chiplet, cut through from DRAM
+    RELAY = 2    # a weight load for another chiplet, staged in a slot of the channel's own chiplet
+                 # and forwarded from there at link rate (store-and-forward)
 
 
 class SetOperands(data.Struct):
@@ -109,10 +114,9 @@ class EntryOperands(data.Struct):
 
 class RemoteOperands(data.Struct):
     row: unsigned(16)
-    uses: unsigned(8)        # jobs that use the row before its result goes home
+    uses: unsigned(16)       # jobs (slices or tiles applied to it) before its result goes home
     home: unsigned(8)
     home_row: unsigned(16)
-    _pad: unsigned(8)
 
 
 class SendOperands(data.Struct):
@@ -128,7 +132,7 @@ class StreamOperands(data.Struct):
     slice: unsigned(8)
     dst: unsigned(8)
     addr: unsigned(24)       # DRAM word address of the slot image
-    _pad: unsigned(7)
+    _pad: unsigned(6)
 
 
 class EmptyOperands(data.Struct):

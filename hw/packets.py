@@ -76,6 +76,9 @@ class Flag(enum.IntFlag):
 
     SOLE = 1      # SLICE: the sender's copy is already computed, so it is freed when this
                   # transfer ends; the receiver's copy is the only one (no RELEASE follows)
+    RELAY = 2     # WEIGHT from a DRAM channel for another chiplet: the channel's own router
+                  # stages it in a local slot (two free, like R6) and its forward engine sends
+                  # it on to ``dst`` at link rate, so no link waits on DRAM's pace
 
 
 class Header(data.Struct):

@@ -220,6 +220,8 @@ class _SlotWriter:
         self.hops = Signal(8, name=f"{name}_hops")
         self.length = Signal(16, name=f"{name}_length")
         self.sole = Signal(name=f"{name}_sole")
+        self.relay = Signal(name=f"{name}_relay")       # a weight load staged here for ``dst``
+        self.dst = Signal(8, name=f"{name}_dst")
         self.done = Signal(name=f"{name}_done")
 
 
@@ -662,8 +664,15 @@ class Router(wiring.Component):
 
         # ---- control injector: GRANT, RELEASE, RESERVE (forward), RESERVE (DRAM) -------------
         succ = cfg.successor
-        fwd_fifo = SyncFIFO(width=self.slot_shape.width, depth=self.max_slots)
+        # Forward queue entries: {slot, dst, relay} (dst only for a relay; a slice goes to
+        # the successor).
+        fwd_fifo = SyncFIFO(width=self.slot_shape.width + 9, depth=self.max_slots)
         m.submodules.forward_queue = fwd_fifo
+        sw = self.slot_shape.width
+        head_slot = fwd_fifo.r_data[:sw]
+        head_relay = fwd_fifo.r_data[sw + 8]
+        fwd_dst = Signal(8, name="fwd_dst")
+        m.d.comb += fwd_dst.eq(Mux(head_relay, fwd_fifo.r_data[sw:sw + 8], succ))
         fwd_streaming = Signal(name="fwd_streaming")
         dram_wants_reserve = Signal(name="dram_wants_reserve")
         dram_dst = Signal(8, name="dram_dst")
@@ -674,13 +683,17 @@ class Router(wiring.Component):
                                  agent=req_agent)
         release_flit = make_header("release", kind=PacketKind.RELEASE, src=me, dst=succ,
                                    slot=slots.release_out.payload.dst_slot)
-        fwd_reserve_flit = make_header("fwd_reserve", kind=PacketKind.RESERVE, src=me, dst=succ,
+        # While a slot streams, the next one is reserved ahead only on the ring (its
+        # destination is the successor); a relay asks for the slot of the entry at the head.
+        fwd_reserve_dst = Signal(8, name="fwd_reserve_dst")
+        m.d.comb += fwd_reserve_dst.eq(Mux(fwd_streaming, succ, fwd_dst))
+        fwd_reserve_flit = make_header("fwd_reserve", kind=PacketKind.RESERVE, src=me, dst=fwd_reserve_dst,
                                        agent=Agent.FORWARD)
         dram_reserve_flit = make_header("dram_reserve", kind=PacketKind.RESERVE, src=me, dst=dram_dst,
                                         agent=Agent.DRAM)
         fwd_wants_reserve = Signal(name="fwd_wants_reserve")
         m.d.comb += fwd_wants_reserve.eq(~fwd_req_out & ~fwd_grant_valid
-                                         & (fwd_fifo.level > fwd_streaming))
+                                         & (fwd_fifo.level > fwd_streaming) & ~(fwd_streaming & head_relay))
         ctl_sources = [
             (req_fifo.r_rdy & slots.can_remote, grant_flit),
             (slots.release_out.valid, release_flit),
@@ -741,12 +754,15 @@ class Router(wiring.Component):
             m.d.comb += fin.eq(net.done & net.complete)
         with m.Else():
             m.d.comb += fin.eq(drw.done & drw.complete)
+        fill_relay = Signal(name="fill_relay")
+        fill_dst = Signal(8, name="fill_dst")
         for wr_, cond in ((net, w_pick == 0), (drw, w_pick == 1)):
             with m.If(cond):
                 m.d.comb += [fw.slot.eq(wr_.slot), fw.kind.eq(wr_.kind), fw.expert.eq(wr_.expert),
                              fw.slice.eq(wr_.slice), fw.hops.eq(wr_.hops), fw.length.eq(wr_.length),
-                             fw.sole.eq(wr_.sole)]
-        m.d.comb += fw.forward.eq((fw.kind == PacketKind.SLICE) & (fw.hops + 1 < cfg.ring_len))
+                             fw.sole.eq(wr_.sole), fill_relay.eq(wr_.relay), fill_dst.eq(wr_.dst)]
+        m.d.comb += [fw.forward.eq(((fw.kind == PacketKind.SLICE) & (fw.hops + 1 < cfg.ring_len)) | fill_relay),
+                     fw.compute.eq(~fill_relay)]
         arr = Signal.like(tile.arrival.payload, name="arrival_info")
         m.d.comb += [
             slots.fill.valid.eq(fin),
@@ -754,11 +770,11 @@ class Router(wiring.Component):
             arr.slot.eq(fw.slot), arr.kind.eq(fw.kind), arr.expert.eq(fw.expert), arr.slice.eq(fw.slice),
             arr.hops.eq(fw.hops), arr.length.eq(fw.length),
             arr_fifo.w_data.eq(arr.as_value()),
-            arr_fifo.w_en.eq(fin),
+            arr_fifo.w_en.eq(fin & ~fill_relay),
             tile.arrival.valid.eq(arr_fifo.r_rdy),
             tile.arrival.payload.eq(arr_fifo.r_data),
             arr_fifo.r_en.eq(tile.arrival.ready),
-            fwd_fifo.w_data.eq(fw.slot),
+            fwd_fifo.w_data.eq(Cat(fw.slot, fill_dst, fill_relay)),
             fwd_fifo.w_en.eq(fin & fw.forward),
         ]
         self._count(m, st.arrivals, fin)
@@ -805,31 +821,35 @@ class Router(wiring.Component):
         dram_state = Signal(range(4), name="dram_state")   # 0 head, 1 local body, 2 remote, 3 drop
         dram_lat = {name: Signal(shape, name=f"dramw_lat_{name}") for name, shape in (
             ("slot", self.slot_shape), ("kind", PacketKind), ("expert", 8), ("slice", 8),
-            ("length", 16))}
+            ("length", 16), ("dst", 8), ("relay", 1))}
         dram_count = Signal(16, name="dramw_count")
         dram_empty = Signal(name="dramw_header_only")
         remote_hdr = Signal(W, name="dram_remote_header")
         m.d.comb += remote_hdr.eq(self.dram.payload.data)
         m.d.comb += [header(remote_hdr).src.eq(me), header(remote_hdr).slot.eq(dram_grant_slot)]
-        is_local = (dh.kind == PacketKind.SLICE) | ((dh.kind == PacketKind.WEIGHT) & (dh.dst == me))
-        is_remote = (dh.kind == PacketKind.WEIGHT) & (dh.dst != me) & (dh.dst < n_chiplets)
+        relay_flag = (dh.flags & Flag.RELAY) != 0
+        is_relay = (dh.kind == PacketKind.WEIGHT) & relay_flag & (dh.dst != me) & (dh.dst < n_chiplets)
+        is_local = (dh.kind == PacketKind.SLICE) | ((dh.kind == PacketKind.WEIGHT) & (dh.dst == me)) | is_relay
+        is_remote = (dh.kind == PacketKind.WEIGHT) & ~relay_flag & (dh.dst != me) & (dh.dst < n_chiplets)
         m.d.comb += [drw.kind.eq(dram_lat["kind"]), drw.expert.eq(dram_lat["expert"]),
                      drw.slice.eq(dram_lat["slice"]), drw.hops.eq(0), drw.length.eq(dram_lat["length"]),
-                     drw.slot.eq(dram_lat["slot"]), drw.sole.eq(1), dram_dst.eq(dh.dst)]
+                     drw.slot.eq(dram_lat["slot"]), drw.sole.eq(1), drw.relay.eq(dram_lat["relay"]),
+                     drw.dst.eq(dram_lat["dst"]), dram_dst.eq(dh.dst), net.relay.eq(0), net.dst.eq(me)]
         self._count(m, st.dram_flits, self.dram.valid & self.dram.ready)
         with m.Switch(dram_state):
             with m.Case(0):
                 with m.If(self.dram.valid):
                     with m.If(is_local):
                         m.d.comb += [slots.alloc_local.eq(1),
-                                     slots.alloc_local_min2.eq(dh.kind == PacketKind.SLICE),
+                                     slots.alloc_local_min2.eq((dh.kind == PacketKind.SLICE) | is_relay),
                                      self.dram.ready.eq(slots.alloc_local_ok)]
                         with m.If(slots.alloc_local_ok):
                             m.d.sync += [dram_state.eq(1), dram_count.eq(0),
                                          dram_empty.eq(self.dram.payload.last),
                                          dram_lat["slot"].eq(slots.alloc_slot), dram_lat["kind"].eq(dh.kind),
                                          dram_lat["expert"].eq(dh.expert), dram_lat["slice"].eq(dh.slice),
-                                         dram_lat["length"].eq(dh.length)]
+                                         dram_lat["length"].eq(dh.length), dram_lat["dst"].eq(dh.dst),
+                                         dram_lat["relay"].eq(is_relay)]
                             with m.If(self.dram.payload.last & (dh.length != 0)):
                                 m.d.comb += error[8].eq(1)
                     with m.Elif(is_remote):
@@ -871,7 +891,6 @@ class Router(wiring.Component):
                     m.d.sync += dram_state.eq(0)
 
         # ---- forward engine --------------------------------------------------------------
-        head_slot = fwd_fifo.r_data
         q = slots.query
         m.d.comb += slots.query_slot.eq(head_slot)
         fwd_state = Signal(range(3), name="fwd_state")   # 0 idle, 1 header, 2 payload
@@ -905,12 +924,13 @@ class Router(wiring.Component):
                 with m.If(start):
                     m.d.sync += [
                         fwd_state.eq(1), f_len.eq(q.length), f_sole.eq(~q.computing),
-                        f_succ_forwards.eq(q.hops + 2 < cfg.ring_len),
+                        f_succ_forwards.eq(~head_relay & (q.hops + 2 < cfg.ring_len)),
                         f_dst_slot.eq(fwd_grant_slot), f_req_n.eq(0), f_resp_n.eq(0),
-                        f_hdr.eq(0), f_hdr.kind.eq(PacketKind.SLICE),
+                        f_hdr.eq(0), f_hdr.kind.eq(Mux(head_relay, PacketKind.WEIGHT, PacketKind.SLICE)),
                         f_hdr.flags.eq(Mux(q.computing, 0, Flag.SOLE)),
-                        f_hdr.src.eq(me), f_hdr.dst.eq(succ), f_hdr.length.eq(q.length),
-                        f_hdr.expert.eq(q.expert), f_hdr.slice.eq(q.slice), f_hdr.hops.eq(q.hops + 1),
+                        f_hdr.src.eq(me), f_hdr.dst.eq(fwd_dst), f_hdr.length.eq(q.length),
+                        f_hdr.expert.eq(q.expert), f_hdr.slice.eq(q.slice),
+                        f_hdr.hops.eq(Mux(head_relay, 0, q.hops + 1)),
                         f_hdr.slot.eq(fwd_grant_slot),
                     ]
             with m.Case(1):

@@ -78,8 +78,9 @@ class SlotTable(wiring.Component):
         One free slot / enough free slots for the local request (for callers that must
         know before asking).
     fill : In(stream.Signature(fill_layout))
-        ``{slot, kind, expert, slice, hops, length, sole, forward}``: a transfer into a
-        RESERVED slot completed; always ready.
+        ``{slot, kind, expert, slice, hops, length, sole, forward, compute}``: a transfer
+        into a RESERVED slot completed (``compute``: the tile will compute on it; 0 for a
+        relayed weight load, which is only forwarded); always ready.
     compute_done : In(stream.Signature(slot))
         The tile finished computing on a slot; always ready.
     forwarded : In(stream.Signature(forwarded_layout))
@@ -109,7 +110,8 @@ class SlotTable(wiring.Component):
         self.meta_fields = {"kind": PacketKind, "expert": unsigned(8), "slice": unsigned(8),
                             "hops": unsigned(8), "length": unsigned(16)}
         self.fill_layout = data.StructLayout({"slot": slot, **self.meta_fields,
-                                              "sole": unsigned(1), "forward": unsigned(1)})
+                                              "sole": unsigned(1), "forward": unsigned(1),
+                                              "compute": unsigned(1)})
         self.forwarded_layout = data.StructLayout({"slot": slot, "dst_slot": unsigned(8),
                                                    "release": unsigned(1)})
         self.release_layout = data.StructLayout({"slot": slot, "dst_slot": unsigned(8)})
@@ -198,7 +200,7 @@ class SlotTable(wiring.Component):
             with m.If(hit_fill):
                 with m.If(s.state != SlotState.RESERVED):
                     m.d.comb += error[0].eq(1)
-                m.d.sync += [s.state.eq(SlotState.HELD), s.computing.eq(1), s.forwarding.eq(fill.forward),
+                m.d.sync += [s.state.eq(SlotState.HELD), s.computing.eq(fill.compute), s.forwarding.eq(fill.forward),
                              s.releasing.eq(0)]
                 for name in self.meta_fields:
                     m.d.sync += getattr(s, name).eq(getattr(fill, name))

@@ -59,8 +59,9 @@ class Tile(wiring.Component):
         Cycles of each outgoing link (0: the router's output ports directly).
     link_rate : (int, int)
         Flits per cycle of each outgoing link, ``num / den``.
-    max_slots, buffer_depth, counter_bits : int
-        Router and datapath build parameters.
+    buffer_depth, counter_bits : int
+        Router and datapath build parameters (the slot table has ``tile.max_slots``
+        entries).
 
     Members
     -------
@@ -94,7 +95,7 @@ class Tile(wiring.Component):
     """
 
     def __init__(self, *, tile: TileConfig = TileConfig(), rows: int = 1, cols: int = 1, link_latency: int = 1,
-                 link_rate=(1, 1), max_slots: int = 16, buffer_depth: int = 4, counter_bits: int = 32):
+                 link_rate=(1, 1), buffer_depth: int = 4, counter_bits: int = 32):
         if not isinstance(tile, TileConfig):
             raise TypeError(f"Tile configuration must be a hw.config.TileConfig, not {tile!r}")
         check_count("Mesh rows", rows, 1, 16)
@@ -103,8 +104,9 @@ class Tile(wiring.Component):
         check_rate(link_rate)
         self.config, self.rows, self.cols = tile, rows, cols
         self.link_latency, self.link_rate = link_latency, link_rate
-        self.datapath = TileDatapath.from_config(tile, max_slots=max_slots)
-        self.controller = Controller.from_config(tile, max_slots=max_slots, counter_bits=counter_bits)
+        max_slots = tile.max_slots
+        self.datapath = TileDatapath.from_config(tile)
+        self.controller = Controller.from_config(tile, counter_bits=counter_bits)
         self.router = Router(link_bytes=tile.link_bytes, max_slots=max_slots, max_chiplets=rows * cols,
                              buffer_depth=buffer_depth, flit_bits=self.datapath.weights.flit_bits,
                              counter_bits=counter_bits)

@@ -34,15 +34,9 @@ def fs_max_for(tile: TileConfig) -> int:
 
 
 def tile_config_for(preset) -> TileConfig:
-    """The :class:`hw.config.TileConfig` of a hardware preset: the RTL presets' is
-    ``SystemConfig.from_preset(preset).tile``; paper presets get paper-scale buffers (2 MiB
-    of weight slots, 256 resident tokens of hidden size up to 4096)."""
-    if preset.rtl:
-        return SystemConfig.from_preset(preset).tile
-    word = preset.mac_rows * preset.mac_cols
-    return TileConfig(mac_rows=preset.mac_rows, mac_cols=preset.mac_cols,
-                      link_bytes=link_bytes_for(word, preset.link_bytes_per_cycle),
-                      weight_words=(2 << 20) // word, token_rows=256, d_max=4096)
+    """The :class:`hw.config.TileConfig` of a hardware preset: its provisioned buffers
+    (``SystemConfig.from_preset(preset).tile``)."""
+    return SystemConfig.from_preset(preset).tile
 
 
 def tile_parameters(preset) -> dict:
@@ -174,11 +168,11 @@ class TileDatapath(wiring.Component):
         })
 
     @staticmethod
-    def parameters_for(tile: TileConfig, *, max_slots: int = 16) -> dict:
+    def parameters_for(tile: TileConfig, *, max_slots: int | None = None) -> dict:
         """Constructor arguments for a :class:`hw.config.TileConfig`."""
         return dict(mac_rows=tile.mac_rows, mac_cols=tile.mac_cols, link_bytes=tile.link_bytes,
-                    weight_words=tile.weight_words, max_slots=max_slots, token_rows=tile.token_rows,
-                    d_max=tile.d_max, fs_max=fs_max_for(tile), table_entries=tile.table_entries)
+                    weight_words=tile.weight_words, max_slots=max_slots or tile.max_slots,
+                    token_rows=tile.token_rows, d_max=tile.d_max, fs_max=fs_max_for(tile), table_entries=tile.table_entries)
 
     @classmethod
     def from_config(cls, tile: TileConfig, **overrides) -> "TileDatapath":

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ModelPreset", "HardwarePreset", "MODEL_PRESETS", "HARDWARE_PRESETS",
-    "get_model", "get_hardware", "PresetError",
+    "get_model", "get_hardware", "PresetError", "parse_size", "format_size", "KiB", "MiB", "GiB",
 ]
 
 
@@ -85,9 +85,15 @@ class ModelPreset:
                                            "slice_bytes": self.slice_bytes()}
 
 
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+
+#: Bytes per token-buffer row and hidden element: an int8 token plus its int32 accumulator.
+TOKEN_ROW_BYTES_PER_ELEMENT = 1 + 4
+
+
 @dataclass(frozen=True)
 class HardwarePreset:
-    """An R x C chiplet system.
+    """An R x C chiplet system and the SRAM it provisions per chiplet.
 
     Attributes
     ----------
@@ -97,8 +103,6 @@ class HardwarePreset:
         Core clock, only used to convert cycles into seconds.
     mac_rows, mac_cols : int
         INT8 MAC array per chiplet (``mac_rows * mac_cols`` MACs per cycle).
-    dram_chiplets : tuple of int
-        Chiplets that have a DRAM channel attached (one channel each).
     dram_bytes_per_cycle : float
         Bandwidth of one DRAM channel.
     dram_latency : int
@@ -107,11 +111,33 @@ class HardwarePreset:
         Bandwidth of one direction of one D2D link between neighbouring chiplets.
     link_latency : int
         Cycles a flit spends on one D2D hop.
-    slice_slots : int
-        Micro-slice slots per chiplet for FSE-DP.
-    expert_slots : int
-        Whole-expert slots per chiplet for EP and Hydra.
+    weight_sram_bytes : int
+        Weight buffer per chiplet, in bytes (``--sram`` overrides it): every strategy's
+        weight slots are carved out of it, so its slot count follows from this budget and
+        its slot size (:mod:`scheduler.sizing`).  A whole number of weight words (one
+        ``mac_rows x mac_cols`` int8 block each).
+    token_rows : int
+        Rows of the token buffer (int8) and of the accumulator buffer (int32) per chiplet:
+        the resident tokens, plus the tokens EP-family strategies receive.
+    d_max : int
+        Largest hidden size d a row holds.
     source : str
+        Where the numbers come from, and the reasoning behind the SRAM figures.
+    dram_chiplets : tuple of int
+        Chiplets that have a DRAM channel attached (one channel each; default: corners).
+    slot_target : int
+        Slots per chiplet the default slice count aims for (:func:`scheduler.sizing.size_plan`).
+    max_slots : int
+        Entries of the router's slot table: no strategy uses more slots than this.
+    table_entries, program_words : int
+        Capacity of the controller's expert-to-token table and program memory.
+    dram_channel_bytes : int
+        Capacity of one DRAM channel's weight memory.
+    buffer_depth : int
+        Router input buffer per virtual channel, in flits (0: sized to the credit round
+        trip, ``hw.config.credit_depth``).
+    rtl : bool
+        Small enough to simulate as RTL.
     """
 
     name: str
@@ -124,25 +150,37 @@ class HardwarePreset:
     dram_latency: int
     link_bytes_per_cycle: float
     link_latency: int
-    slice_slots: int
-    expert_slots: int
+    weight_sram_bytes: int
+    token_rows: int
+    d_max: int
     source: str
     dram_chiplets: tuple = ()
+    slot_target: int = 12
+    max_slots: int = 16
+    table_entries: int = 2048
+    program_words: int = 4096
+    dram_channel_bytes: int = 128 * KiB
+    buffer_depth: int = 0
     rtl: bool = False
 
     def __post_init__(self):
-        for field in ("rows", "cols", "mac_rows", "mac_cols", "slice_slots", "expert_slots"):
+        for field in ("rows", "cols", "mac_rows", "mac_cols", "weight_sram_bytes", "token_rows", "d_max",
+                      "slot_target", "max_slots", "table_entries", "program_words", "dram_channel_bytes"):
             value = getattr(self, field)
-            if not isinstance(value, int) or value <= 0:
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise PresetError(f"hardware {self.name!r}: {field} must be a positive integer, not {value!r}")
         if not self.dram_chiplets:
             object.__setattr__(self, "dram_chiplets", corner_chiplets(self.rows, self.cols))
         for c in self.dram_chiplets:
             if not 0 <= c < self.num_chiplets:
                 raise PresetError(f"hardware {self.name!r}: DRAM chiplet {c} is outside 0..{self.num_chiplets - 1}")
-        if self.slice_slots < 2:
-            raise PresetError(f"hardware {self.name!r}: slice_slots must be at least 2 (rule R6), "
-                              f"not {self.slice_slots}")
+        if self.max_slots < 2:
+            raise PresetError(f"hardware {self.name!r}: max_slots must be at least 2 (rule R6), not {self.max_slots}")
+        for field in ("weight_sram_bytes", "dram_channel_bytes"):
+            if getattr(self, field) % self.word_bytes:
+                raise PresetError(f"hardware {self.name!r}: {field} {getattr(self, field)} is not a whole number "
+                                  f"of {self.word_bytes}-byte weight words ({self.mac_rows}x{self.mac_cols} "
+                                  f"MAC-array blocks)")
 
     @property
     def num_chiplets(self) -> int:
@@ -153,8 +191,33 @@ class HardwarePreset:
         return self.mac_rows * self.mac_cols
 
     @property
+    def word_bytes(self) -> int:
+        """Bytes of one weight-buffer word (one MAC-array block of int8 weights)."""
+        return self.mac_rows * self.mac_cols
+
+    @property
     def dram_channels(self) -> int:
         return len(self.dram_chiplets)
+
+    @property
+    def token_sram_bytes(self) -> int:
+        """Token buffer (int8) plus accumulator buffer (int32) per chiplet."""
+        return self.token_rows * self.d_max * TOKEN_ROW_BYTES_PER_ELEMENT
+
+    @property
+    def provisioned_sram_bytes(self) -> int:
+        """All the buffer SRAM one chiplet provisions: weight buffer + token buffers."""
+        return self.weight_sram_bytes + self.token_sram_bytes
+
+    def with_weight_sram(self, size: int) -> "HardwarePreset":
+        """The same hardware with a weight buffer of ``size`` bytes per chiplet."""
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise PresetError(f"the weight buffer size must be a positive number of bytes, not {size!r}")
+        if size % self.word_bytes:
+            raise PresetError(f"a weight buffer of {size} bytes is not a whole number of the {self.name} "
+                              f"weight words ({self.word_bytes} bytes, one {self.mac_rows}x{self.mac_cols} "
+                              f"MAC-array block each); give a multiple of {self.word_bytes} bytes")
+        return dataclasses.replace(self, weight_sram_bytes=size)
 
     def ratios(self) -> dict:
         """The ratios that the small presets keep from the paper-scale ones."""
@@ -162,7 +225,6 @@ class HardwarePreset:
         return {
             "macs_per_dram_byte": self.macs_per_chiplet * self.num_chiplets / total_dram,
             "d2d_to_dram_channel": self.link_bytes_per_cycle / self.dram_bytes_per_cycle,
-            "slice_slots": self.slice_slots,
         }
 
     def summary(self) -> dict:
@@ -170,6 +232,7 @@ class HardwarePreset:
             "num_chiplets": self.num_chiplets, "macs_per_chiplet": self.macs_per_chiplet,
             "dram_gbps_per_channel": self.dram_bytes_per_cycle * self.clock_ghz,
             "link_gbps": self.link_bytes_per_cycle * self.clock_ghz,
+            "token_sram_bytes": self.token_sram_bytes, "provisioned_sram_bytes": self.provisioned_sram_bytes,
         } | self.ratios()
 
 
@@ -179,10 +242,18 @@ def corner_chiplets(rows: int, cols: int) -> tuple:
     return tuple(dict.fromkeys(corners))
 
 
-_PAPER = "FSE-DP paper (arXiv 2603.27624) reference hardware, docs/fsedp.md section 4"
+_PAPER = "FSE-DP paper (arXiv 2603.27624) reference hardware (link, DRAM, MACs, clock)"
 _PAPER_CLOCK = 0.8  # GHz
 _DRAM_GBPS = 25.6
 _D2D_GBPS = 288.0
+_PAPER_SRAM = (
+    "SRAM per chiplet (our choice; the paper does not state it): an 8 MiB weight buffer, in the middle of "
+    "the few to few tens of MiB an edge accelerator chiplet carries (the reference model's own Qwen3 FSE-DP "
+    "example needs about 3.5 MB), swept from 1 to 32 MiB by `fsedp grid`; token and accumulator buffers "
+    "of 1024 rows x d_max 4096 (int8 + int32, 20 MiB), enough for every token of the grid's largest layer "
+    "(L = 1024) on one chiplet, so that no strategy is refused for token rows (the rows each run uses are "
+    "reported); a 16-entry slot table; a 8192-entry token table and 16384-word program memory, enough for "
+    "L = 1024 at top-8")
 
 
 def _paper(n: int, dram_scale: float) -> HardwarePreset:
@@ -190,8 +261,9 @@ def _paper(n: int, dram_scale: float) -> HardwarePreset:
         name=f"paper-{n}x{n}", rows=n, cols=n, clock_ghz=_PAPER_CLOCK, mac_rows=32, mac_cols=64,
         dram_bytes_per_cycle=_DRAM_GBPS * dram_scale / _PAPER_CLOCK, dram_latency=80,
         link_bytes_per_cycle=_D2D_GBPS / _PAPER_CLOCK, link_latency=8,
-        slice_slots=12, expert_slots=2,
-        source=_PAPER + (f"; DRAM x{dram_scale:g} for {n}x{n}" if dram_scale != 1 else ""))
+        weight_sram_bytes=8 * MiB, token_rows=1024, d_max=4096, table_entries=8192, program_words=16384,
+        dram_channel_bytes=4 * GiB,
+        source=_PAPER + (f"; DRAM x{dram_scale:g} for {n}x{n}" if dram_scale != 1 else "") + ". " + _PAPER_SRAM)
 
 
 def _rtl(paper: HardwarePreset) -> HardwarePreset:
@@ -199,6 +271,8 @@ def _rtl(paper: HardwarePreset) -> HardwarePreset:
 
     64 MACs per chiplet (8 x 8); the DRAM channel bandwidth is chosen so that system MACs
     per DRAM byte match, and the D2D link so that D2D-to-DRAM-channel bandwidth matches.
+    2-cycle links with 4-flit router buffers keep the simulation small (a VC is then
+    credit-bound at 4 flits per 7 cycles, a little under the nominal rate).
     """
     macs = 8 * 8
     ratios = paper.ratios()
@@ -207,12 +281,28 @@ def _rtl(paper: HardwarePreset) -> HardwarePreset:
         name=paper.name.replace("paper", "rtl"), rows=paper.rows, cols=paper.cols, clock_ghz=paper.clock_ghz,
         mac_rows=8, mac_cols=8, dram_bytes_per_cycle=dram, dram_latency=16,
         link_bytes_per_cycle=dram * ratios["d2d_to_dram_channel"], link_latency=2,
-        slice_slots=paper.slice_slots, expert_slots=paper.expert_slots, rtl=True,
-        source=f"small RTL preset with the ratios of {paper.name}")
+        weight_sram_bytes=12 * KiB, token_rows=512, d_max=32, buffer_depth=4, rtl=True,
+        source=f"small RTL preset with the ratios of {paper.name}; SRAM per chiplet: a 12 KiB weight buffer "
+               f"(16 micro-slices or two whole experts of tiny-8x2), 512 token rows of d_max 32")
+
+
+def _rtl_long(paper: HardwarePreset) -> HardwarePreset:
+    """RTL preset with the timing character of ``paper``: its link latency, a router buffer
+    sized to the same credit round trip, its DRAM latency, d_max 64 and a weight buffer
+    for slices of hundreds of flits (small-8x2: 384-flit slices)."""
+    base = _rtl(paper)
+    return dataclasses.replace(
+        base, name=base.name + "-long", dram_latency=paper.dram_latency, link_latency=paper.link_latency,
+        buffer_depth=0, weight_sram_bytes=96 * KiB, d_max=64, dram_channel_bytes=512 * KiB,
+        source=f"RTL preset with the ratios of {paper.name} and its timing: {paper.link_latency}-cycle links, "
+               f"router buffers sized to the credit round trip, {paper.dram_latency}-cycle DRAM latency; SRAM per "
+               f"chiplet: a 96 KiB weight buffer (16 slices of small-8x2, 384 flits each, or two whole experts), "
+               f"512 token rows of d_max 64")
 
 
 _PAPER_PRESETS = [_paper(2, 1.0), _paper(3, 1.5), _paper(4, 2.0)]
-HARDWARE_PRESETS = {p.name: p for p in _PAPER_PRESETS + [_rtl(p) for p in _PAPER_PRESETS]}
+HARDWARE_PRESETS = {p.name: p for p in _PAPER_PRESETS + [_rtl(p) for p in _PAPER_PRESETS]
+                    + [_rtl_long(p) for p in _PAPER_PRESETS[:2]]}
 
 MODEL_PRESETS = {p.name: p for p in [
     ModelPreset("deepseek-moe-16b", 2048, 1408, 64, 6, slices=16, shared_experts=2,
@@ -237,7 +327,39 @@ MODEL_PRESETS = {p.name: p for p in [
                 source="small RTL preset with the expert count and top-k of Mixtral-8x7B"),
     ModelPreset("tiny-64x8", 16, 32, 64, 8, slices=4,
                 source="small RTL preset with the expert count and top-k of OLMoE-1B-7B"),
+    ModelPreset("small-8x2", 64, 256, 8, 2, slices=8,
+                source="RTL preset with the expert count and top-k of Mixtral-8x7B and slices of 6 KiB "
+                       "(384 flits of 16 bytes), for the rtl-*-long presets"),
 ]}
+
+
+_UNITS = {"": 1, "B": 1, "K": KiB, "KIB": KiB, "M": MiB, "MIB": MiB, "G": GiB, "GIB": GiB}
+
+
+def format_size(n) -> str:
+    """Bytes in the largest binary unit that keeps the number at least 1 (``768 B``,
+    ``6 KiB``, ``1.5 MiB``, ``168 MiB``)."""
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= size:
+            v = n / size
+            return f"{v:.3g} {unit}" if v < 1000 else f"{v:.0f} {unit}"
+    return f"{n} B"
+
+
+def parse_size(text: str) -> int:
+    """A memory size such as ``8MiB``, ``512KiB``, ``1.5MiB`` or ``6144`` (bytes; K, M and G
+    are binary, like KiB, MiB and GiB) as a whole number of bytes."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(text))
+    unit = m.group(2).upper() if m else None
+    if not m or unit not in _UNITS:
+        raise PresetError(f"{text!r} is not a memory size; give bytes or a number with KiB, MiB or GiB "
+                          f"(e.g. 8MiB, 512KiB, 1.5MiB)")
+    value = float(m.group(1)) * _UNITS[unit]
+    if value != int(value) or value <= 0:
+        raise PresetError(f"{text!r} is not a positive whole number of bytes")
+    return int(value)
 
 
 def _get(table: dict, kind: str, name: str):

@@ -291,25 +291,89 @@ def _set(reg, value):
     return _encode(isa.Opcode.SET, reg=reg, value=value)
 
 
-def check_fits(plan, tile: TileConfig) -> int:
-    """Check that ``plan``'s shapes fit a build's capacities (before any data exists);
-    returns the words per weight slot.  Raises :class:`ProgramError` naming the capacity."""
+#: SETs at the head of every controller program (CHIPLET_ID ... HIDDEN_SHIFT).
+SET_COUNT = 17
+
+
+def controller_words(plan, c: int) -> int:
+    """Words of chiplet ``c``'s controller program as :func:`encode_plan` writes it."""
+    from hw.vector_unit import SILU_ENTRIES
+
+    lut = dict(isa.OPERANDS[isa.Opcode.LUT].as_shape())["values"].shape.length
+    sends = sum(1 for s in plan.token_sends if s.src == c)
+    remote = len(plan.remote_rows[c]) if plan.remote_rows else 0
+    return (SET_COUNT + SILU_ENTRIES // lut + len(plan.jobs[c]) + sum(len(j) for j in plan.jobs[c].values())
+            + remote + sends + 1)
+
+
+def _field(opcode, name) -> int:
+    from .sizing import field_max
+    return field_max(isa.OPERANDS[opcode], name)
+
+
+def check_fits(plan, tile: TileConfig, dram_words: int | None = None) -> int:
+    """Check that ``plan`` fits a configuration's capacities and every packet and
+    instruction field, before any data exists; returns the words per weight slot.  Both
+    engines run it on every plan.  Raises :class:`scheduler.plan.FitError` naming what the
+    plan needs and what the hardware allows."""
+    from hw.packets import Header
+
+    from .plan import FitError
+    from .presets import format_size
+    from .sizing import field_max
+
     model, n = plan.model, plan.num_chiplets
     d, cols = model.d_model, model.d_ff // plan.slices
     word = tile.word_bytes
-    if plan.slot_bytes % word:
-        raise ProgramError(f"a slot of {plan.slot_bytes} bytes is not a whole number of {word}-byte words")
-    slot_words = plan.slot_bytes // word
+
+    def fail(text):
+        raise FitError(f"{plan.strategy} does not fit: {text}")
+
     for what, v in (("hidden size d", d), ("slice columns f/S", cols)):
         if v % tile.mac_rows or v % tile.mac_cols:
-            raise ProgramError(f"{what} {v} must be a multiple of the MAC array ({tile.mac_rows}x{tile.mac_cols})")
+            fail(f"{what} {v} must be a multiple of the MAC array ({tile.mac_rows}x{tile.mac_cols})")
+    if plan.slot_bytes % word:
+        fail(f"a slot of {plan.slot_bytes} bytes is not a whole number of {word}-byte weight words")
+    slot_words = plan.slot_bytes // word
     if d > tile.d_max:
-        raise ProgramError(f"hidden size d {d} exceeds the token rows' {tile.d_max} bytes")
-    if plan.slots * slot_words > tile.weight_words:
-        raise ProgramError(f"{plan.slots} slots of {slot_words} words exceed the weight buffer's "
-                           f"{tile.weight_words} words")
-    if max(model.num_experts, plan.slices, n) > tile.max_experts:
-        raise ProgramError(f"the expert table holds experts 0..{tile.max_experts - 1}")
+        fail(f"hidden size d {d} exceeds the token rows' {tile.d_max} bytes")
+    buffer = tile.weight_words * word
+    if plan.buffer_bytes > buffer:
+        fail(f"it needs {format_size(plan.buffer_bytes)} of weight buffer ({plan.slots} slot(s) of "
+             f"{format_size(plan.slot_bytes)}); the weight buffer holds {format_size(buffer)}")
+    if plan.slots > tile.max_slots:
+        fail(f"{plan.slots} slots exceed the router's slot table of {tile.max_slots}")
+    flits = -(-plan.slot_bytes // tile.link_bytes)
+    if flits > field_max(Header, "length"):
+        fail(f"a slot of {format_size(plan.slot_bytes)} is {flits} flits of {tile.link_bytes} B; a packet "
+             f"header's length field holds at most {field_max(Header, 'length')} flits")
+    if max(model.num_experts, plan.slices, n) > min(tile.max_experts, field_max(Header, "expert") + 1):
+        fail(f"experts, slices and chiplets are limited to {tile.max_experts} each (8-bit header fields)")
+    if plan.slices > field_max(Header, "slice") + 1:
+        fail(f"S = {plan.slices} exceeds the header's slice index ({field_max(Header, 'slice') + 1} slices)")
+    uses_max = _field(isa.Opcode.REMOTE, "uses")
+    for c in range(n):
+        rows = plan.token_rows(c)
+        if rows > tile.token_rows:
+            fail(f"chiplet {c} needs {rows} token rows; the token buffer has {tile.token_rows}")
+        entries = sum(len(j) for j in plan.jobs[c].values())
+        if entries > tile.table_entries:
+            fail(f"chiplet {c} needs {entries} token-table entries; the table has {tile.table_entries}")
+        words = controller_words(plan, c)
+        if words > tile.program_words:
+            fail(f"chiplet {c}'s program of {words} words exceeds the program memory's {tile.program_words}")
+        uses = plan.remote_uses(c)
+        if uses and max(uses.values()) > uses_max:
+            fail(f"a received token on chiplet {c} is used by {max(uses.values())} tiles; the REMOTE "
+                 f"instruction's uses field holds at most {uses_max}")
+    addr_max = _field(isa.Opcode.STREAM, "addr")
+    for ch, stream in enumerate(plan.streams):
+        need = len(stream) * slot_words
+        if need and need - slot_words > addr_max:
+            fail(f"DRAM channel {ch} streams {need} words; STREAM addresses reach word {addr_max}")
+        if dram_words is not None and need > dram_words:
+            fail(f"DRAM channel {ch} holds {format_size(need * word)} of weights for this plan; the channel "
+                 f"has {format_size(dram_words * word)}")
     return slot_words
 
 
@@ -317,8 +381,7 @@ def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
     """Programs for every chiplet controller and DRAM channel of ``plan``.
 
     ``layer`` supplies the requantization constants and SiLU table; ``tile`` the build's
-    capacities.  Raises :class:`ProgramError` naming the chiplet and the capacity if the
-    plan does not fit the build.
+    capacities (checked first by :func:`check_fits`).
     """
     model, hw = plan.model, plan.hardware
     n = plan.num_chiplets
@@ -327,48 +390,28 @@ def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
 
     q = layer.quant
     silu = [int(v) & 0xFF for v in q.silu]
-    arrivals = [0] * n
-    for stream in plan.streams:
-        for t in stream:
-            if plan.successor is not None:
-                for c in range(n):
-                    arrivals[c] += 1
-            else:
-                arrivals[t.dst] += 1
-    results, tokens = [0] * n, [0] * n
-    for s in plan.token_sends:
-        results[s.src] += 1
-        tokens[s.dst] += 1
-
     controllers = []
     for c in range(n):
         rows = plan.token_rows(c)
-        if rows > tile.token_rows:
-            raise ProgramError(f"chiplet {c}: {rows} token rows exceed the token buffer's {tile.token_rows}")
         words = [_set(isa.Reg.CHIPLET_ID, c),
                  _set(isa.Reg.SUCCESSOR, plan.successor[c] if plan.successor else c),
                  _set(isa.Reg.RING_LEN, n if plan.successor else 1),
                  _set(isa.Reg.SLOTS, plan.slots), _set(isa.Reg.SLOT_WORDS, slot_words),
                  _set(isa.Reg.D_MODEL, d), _set(isa.Reg.SLICE_COLS, cols), _set(isa.Reg.TOKEN_ROWS, rows),
-                 _set(isa.Reg.ARRIVALS, arrivals[c]), _set(isa.Reg.RESULTS, results[c]),
-                 _set(isa.Reg.TOKENS, tokens[c]),
+                 _set(isa.Reg.ARRIVALS, plan.arrivals(c)), _set(isa.Reg.RESULTS, plan.results_in(c)),
+                 _set(isa.Reg.TOKENS, plan.tokens_in(c)),
                  _set(isa.Reg.GATE_MULT, q.gate_mult), _set(isa.Reg.GATE_SHIFT, q.gate_shift),
                  _set(isa.Reg.UP_MULT, q.up_mult), _set(isa.Reg.UP_SHIFT, q.up_shift),
                  _set(isa.Reg.HIDDEN_MULT, q.hidden_mult), _set(isa.Reg.HIDDEN_SHIFT, q.hidden_shift)]
+        assert len(words) == SET_COUNT
         words += [_encode(isa.Opcode.LUT, index=i, values=silu[i:i + 4]) for i in range(0, 256, 4)]
         entries = []
         for e, job in plan.jobs[c].items():
             words.append(_encode(isa.Opcode.EXPERT, expert=e, first=len(entries), count=len(job)))
             entries += job
-        if len(entries) > tile.table_entries:
-            raise ProgramError(f"chiplet {c}: {len(entries)} token-table entries exceed the table's "
-                               f"{tile.table_entries}")
         words += [_encode(isa.Opcode.ENTRY, row=r, gate=g) for r, g in entries]
         if plan.remote_rows:
-            uses = {}
-            for e, job in plan.jobs[c].items():
-                for r, _ in job:
-                    uses[r] = uses.get(r, 0) + 1
+            uses = plan.remote_uses(c)
             for (src, t), r in plan.remote_rows[c].items():
                 words.append(_encode(isa.Opcode.REMOTE, row=r, uses=uses[r], home=src,
                                      home_row=plan.token_row[t]))
@@ -377,17 +420,14 @@ def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
                 words.append(_encode(isa.Opcode.SEND, row=plan.token_row[s.token], dst=s.dst,
                                      dst_row=plan.remote_rows[s.dst][(s.src, s.token)]))
         words.append(_encode(isa.Opcode.END))
-        if len(words) > tile.program_words:
-            raise ProgramError(f"chiplet {c}: program of {len(words)} words exceeds the program memory's "
-                               f"{tile.program_words}")
+        assert len(words) == controller_words(plan, c)
         controllers.append(Program(CONTROLLER, c, words))
 
     drams = []
-    kind = isa.StreamKind.SLICE if plan.successor is not None else isa.StreamKind.WEIGHT
     for ch, stream in enumerate(plan.streams):
         words = [_set(isa.Reg.CHIPLET_ID, hw.dram_chiplets[ch]), _set(isa.Reg.SLOT_WORDS, slot_words)]
-        words += [_encode(isa.Opcode.STREAM, kind=kind, expert=t.expert, slice=t.slice, dst=t.dst,
-                         addr=i * slot_words) for i, t in enumerate(stream)]
+        words += [_encode(isa.Opcode.STREAM, kind=isa.StreamKind[plan.stream_kind(ch, t)], expert=t.expert,
+                          slice=t.slice, dst=t.dst, addr=i * slot_words) for i, t in enumerate(stream)]
         words.append(_encode(isa.Opcode.END))
         drams.append(Program(DRAM, ch, words))
     return LayerPrograms(controllers, drams)

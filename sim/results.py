@@ -11,6 +11,8 @@ import csv
 import json
 from dataclasses import dataclass, field
 
+from scheduler.presets import TOKEN_ROW_BYTES_PER_ELEMENT
+
 __all__ = ["ChipletCounters", "RunResult", "summarize", "write_compare"]
 
 
@@ -41,14 +43,29 @@ class RunResult:
     bit_exact: bool | None      # every accumulator row equals the golden model (None: not checked)
     chiplets: list              # ChipletCounters per chiplet
     slot_bytes: int
-    token_row_bytes: list       # per chiplet: token rows x (d int8 + d int32)
+    token_row_bytes: list       # per chiplet: token rows in use x (d int8 + d int32)
     link_bytes: int
     macs_per_chiplet: int
     clock_ghz: float
+    provisioned: dict = field(default_factory=dict)   # per chiplet: weight / token / total SRAM bytes
     config: dict = field(default_factory=dict)
     mismatches: list = field(default_factory=list)
     wall_seconds: float = 0.0       # wall time of the simulation (loading and readback included)
     run_wall_seconds: float = 0.0   # wall time from start to done only
+
+    @classmethod
+    def of_plan(cls, plan, **measured) -> "RunResult":
+        """A result for ``plan``: the sizes that turn counts into bytes come from the plan
+        and its hardware (the same for both engines); everything else is ``measured``."""
+        hw = plan.hardware
+        d = plan.model.d_model
+        return cls(slot_bytes=plan.slot_bytes,
+                   token_row_bytes=[plan.token_rows(c) * d * TOKEN_ROW_BYTES_PER_ELEMENT
+                                    for c in range(plan.num_chiplets)],
+                   macs_per_chiplet=hw.macs_per_chiplet, clock_ghz=hw.clock_ghz,
+                   provisioned={"weight": hw.weight_sram_bytes, "token": hw.token_sram_bytes,
+                                "total": hw.provisioned_sram_bytes, "plan_weight": plan.buffer_bytes},
+                   **measured)
 
     @property
     def strategy(self) -> str:
@@ -65,6 +82,13 @@ class RunResult:
             "cycles": self.cycles,
             "time_us": self.cycles / (self.clock_ghz * 1e3),
             "bit_exact": self.bit_exact,
+            "provisioned_sram_bytes": self.provisioned.get("total"),
+            "provisioned_weight_bytes": self.provisioned.get("weight"),
+            "provisioned_token_bytes": self.provisioned.get("token"),
+            "plan_weight_bytes": self.provisioned.get("plan_weight"),
+            "slices": self.spec.get("slices"),
+            "slots": self.spec.get("slots"),
+            "slot_bytes": self.slot_bytes,
             "peak_onchip_bytes": [peak_slots[i] + self.token_row_bytes[i] for i in range(n)],
             "peak_slot_bytes": peak_slots,
             "token_bytes": list(self.token_row_bytes),

@@ -253,11 +253,7 @@ def _result(w: Workload, out, config, wall) -> RunResult:
             link_flits=t["link_flits"], link_busy=t["link_busy"], link_stalled=t["link_stalled"],
             dram_flits=out["drams"][k]["flits"] if k is not None else 0,
             done_cycle=t["ctrl_cycles"], error=t["error_bits"]))
-    token_bytes = [len(r) * d * 5 for r in w.token_rows]
-    hw = w.plan.hardware
-    return RunResult(spec=w.spec, engine="rtl", cycles=out["cycles"],
-                     bit_exact=not mismatches and all(t["error_bits"] == 0 for t in out["tiles"]),
-                     chiplets=chiplets, slot_bytes=w.plan.slot_bytes, token_row_bytes=token_bytes,
-                     link_bytes=config.tile.link_bytes, macs_per_chiplet=hw.macs_per_chiplet,
-                     clock_ghz=hw.clock_ghz, config={"system": config.name}, mismatches=mismatches,
-                     wall_seconds=wall, run_wall_seconds=out["run_wall_s"])
+    return RunResult.of_plan(w.plan, spec=w.spec, engine="rtl", cycles=out["cycles"],
+                             bit_exact=not mismatches and all(t["error_bits"] == 0 for t in out["tiles"]),
+                             chiplets=chiplets, link_bytes=config.tile.link_bytes, config={"system": config.name},
+                             mismatches=mismatches, wall_seconds=wall, run_wall_seconds=out["run_wall_s"])

@@ -16,7 +16,7 @@ from hw.config import SystemConfig
 from scheduler import golden, presets, program, routing, strategies
 from scheduler.plan import Plan
 
-__all__ = ["Workload", "prepare", "expected_accumulators"]
+__all__ = ["Workload", "prepare", "hardware", "expected_accumulators"]
 
 
 @dataclass(eq=False)
@@ -29,7 +29,7 @@ class Workload:
     token_rows: list              # per chiplet, (rows, d) int8 initial token buffer
     expected: list                # per chiplet, (rows, d) int32 final accumulators
     output: np.ndarray            # (L, d) int32 golden layer output
-    system: SystemConfig | None   # None: not built for the RTL (with_data=False)
+    system: SystemConfig          # the configuration it was checked against (and the RTL builds)
     spec: dict                    # the choices that made it (for result JSON)
 
     @property
@@ -40,9 +40,9 @@ class Workload:
 def expected_accumulators(plan: Plan, layer, tokens) -> list:
     """Per chiplet, the int32 accumulator rows at the end of the layer.
 
-    Resident rows hold the finished outputs of their tokens (for EP and Hydra including
+    Resident rows hold the finished outputs of their tokens (for the EP family including
     the results received back); a received token's row holds the partial sum of the
-    experts this chiplet applied to it (the result it sent home).
+    tiles this chiplet applied to it (the result it sent home).
     """
     gate_q = golden.quantize_gate_weights(plan.trace.weights)
     out = golden.moe_layer(layer, tokens, plan.trace.experts, gate_q)
@@ -52,44 +52,54 @@ def expected_accumulators(plan: Plan, layer, tokens) -> list:
         for t in plan.resident_tokens(c):
             rows[plan.token_row[t]] = out[t]
         if plan.remote_rows:
+            tiles = plan.tiles(c)
             for (src, t), r in plan.remote_rows[c].items():
-                experts = plan.trace.experts[t]
                 partial = np.zeros(layer.d_model, dtype=np.int64)
-                for rank, e in enumerate(experts):
-                    if plan.placement[int(e)] == c:
-                        partial += golden.apply_slice(layer, int(e), np.arange(layer.d_ff), tokens[t:t + 1],
-                                                      gate_q[t:t + 1, rank])[0]
+                for rank, e in enumerate(plan.trace.experts[t]):
+                    for s in tiles.get(int(e), ()):
+                        cols = golden.slice_columns(layer.d_ff, plan.slices, s)
+                        partial += golden.apply_slice(layer, int(e), cols, tokens[t:t + 1], gate_q[t:t + 1, rank])[0]
                 rows[r] = golden.wrap_int32(partial)
         acc.append(rows)
     return acc
 
 
+def hardware(preset: str, sram: int | None = None) -> presets.HardwarePreset:
+    """A hardware preset by name, with its weight buffer replaced by ``sram`` bytes if given."""
+    hw = presets.get_hardware(preset)
+    return hw if sram is None else hw.with_weight_sram(sram)
+
+
 def prepare(*, preset: str, model: str, tokens: int, routing_spec: str, strategy: str, seed: int = 0,
-            slices: int | None = None, layout: str = "round-robin", system: SystemConfig | None = None,
-            with_data: bool = True) -> Workload:
+            slices: int | None = None, layout: str | None = None, sram: int | None = None,
+            system: SystemConfig | None = None, with_data: bool = True) -> Workload:
     """Build a workload from preset names and options (raises clear ``ValueError``s).
 
-    ``with_data=False`` stops after the plan (every data field ``None``): what the fast
-    model needs, at any scale, without generating full-size weights."""
-    hw = presets.get_hardware(preset)
+    ``sram`` replaces the preset's weight buffer (bytes per chiplet).  Every plan is
+    checked against the configuration's capacities and the packet and instruction fields
+    (:func:`scheduler.program.check_fits`; a :class:`scheduler.plan.FitError` names what
+    does not fit) before any data is made, for both engines.  ``with_data=False`` stops
+    after the plan and that check (every data field ``None``): what the fast model needs,
+    at any scale, without generating full-size weights."""
+    hw = hardware(preset, sram)
     m = presets.get_model(model)
     trace = routing.from_spec(routing_spec, tokens, m.num_experts, m.top_k, seed)
     plan = strategies.build_plan(strategy, m, hw, trace, slices=slices, layout=layout)
+    system = system or SystemConfig.from_preset(hw)
+    program.check_fits(plan, system.tile, system.dram_words)      # before generating any data
     spec = {"preset": preset, "model": model, "tokens": tokens, "routing": routing_spec,
-            "strategy": strategy, "seed": seed, "slices": plan.slices, "layout": layout}
+            "strategy": strategy, "seed": seed, "slices": plan.slices, "slots": plan.slots,
+            "slot_bytes": plan.slot_bytes, "layout": layout if plan.successor is not None else None,
+            "sram": hw.weight_sram_bytes}
+    if plan.successor is not None and spec["layout"] is None:
+        spec["layout"] = strategies.DEFAULT_LAYOUT
     if not with_data:
         return Workload(plan=plan, layer=None, tokens=None, programs=None, dram_images=None, token_rows=None,
                         expected=None, output=None, system=system, spec=spec)
-    system = system or SystemConfig.from_preset(hw)
-    program.check_fits(plan, system.tile)      # before generating any data
     layer = golden.random_layer(m.num_experts, m.d_model, m.d_ff, seed)
     x = golden.random_tokens(trace.num_tokens, m.d_model, seed)
     progs = program.encode_plan(plan, layer, system.tile)
     images = program.dram_images(plan, layer, system.tile)
-    for ch, img in enumerate(images):
-        if len(img) > system.dram_words:
-            raise program.ProgramError(f"DRAM channel {ch}: image of {len(img)} words exceeds its "
-                                       f"{system.dram_words} words")
     token_rows = []
     for c in range(plan.num_chiplets):
         rows = np.zeros((plan.token_rows(c), m.d_model), dtype=np.int8)

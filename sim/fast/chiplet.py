@@ -74,7 +74,7 @@ class Chiplet:
         self.dram_req_out = False
         self.ctl_busy_until = 0                   # ctl buffer free from (None: its flit not yet sent)
         self.ctl_ptr = 0
-        self.fwd_fifo = deque()                   # [visible, slot]
+        self.fwd_fifo = deque()                   # [visible, slot, relay destination or None]
         self.fwd_idle_from = 0                    # None while streaming
         self.dram = None                          # attached DramChannel
         self.dram_free_from = 0                   # DRAM writer idle from (None: busy, end unknown)
@@ -307,19 +307,22 @@ class Chiplet:
             self.occupancy.append((t, -1))
             self.sys.record("slot_free", self.id, t, i)
 
-    def fill(self, t, i, kind, expert, slice_, hops, sole):
-        """A fill completed in period ``t - 1``: HELD from ``t``."""
+    def fill(self, t, i, kind, expert, slice_, hops, sole, relay_dst=None):
+        """A fill completed in period ``t - 1``: HELD from ``t``.  ``relay_dst``: a weight
+        load staged here for that chiplet (forwarded, never computed)."""
+        relay = relay_dst is not None
         s = self.slots[i]
         s.state = HELD
-        s.computing = True
-        s.forwarding = kind == K_SLICE and hops + 1 < self.ring_len
+        s.computing = not relay
+        s.forwarding = (kind == K_SLICE and hops + 1 < self.ring_len) or relay
         s.releasing = False
         s.sole = s.sole or sole
         s.kind, s.expert, s.slice, s.hops = kind, expert, slice_, hops
         s.filled = t
-        self.arr_fifo.append((t, i))
+        if not relay:
+            self.arr_fifo.append((t, i))
         if s.forwarding:
-            self.fwd_fifo.append([t, i])
+            self.fwd_fifo.append([t, i, relay_dst])
         self.sys.record("arrival", self.id, t, (i, expert, slice_, hops, kind))
 
     # ------------------------------------------------------------------------------------
@@ -333,26 +336,26 @@ class Chiplet:
             return
         if self.dram_free_from is None or self.dram_free_from > t:
             return
-        tr = ch.transfer
-        if not ch.slice_kind and tr.dst != self.id:
-            return
-        need = 2 if ch.slice_kind else 1
+        tr, how = ch.transfer, ch.kind
+        if how == "WEIGHT" and tr.dst != self.id:
+            return                              # cut through to another chiplet (RESERVE)
+        need = 1 if how == "WEIGHT" else 2      # R6 for a SLICE and a staged RELAY
         if remote_alloc or self.free_count(t) < need:
             return
         i = self._reserve(t)
         first, last = ch.accept_local(t)
         self.dram_free_from = last + 1
-        kind = K_SLICE if ch.slice_kind else K_WEIGHT
-        self.later(last + 1, self._dram_filled, i, kind, tr.expert, tr.slice)
+        kind = K_SLICE if how == "SLICE" else K_WEIGHT
+        self.later(last + 1, self._dram_filled, i, kind, tr.expert, tr.slice, tr.dst if how == "RELAY" else None)
 
-    def _dram_filled(self, t, i, kind, expert, slice_):
-        self.fill(t, i, kind, expert, slice_, 0, True)
+    def _dram_filled(self, t, i, kind, expert, slice_, relay_dst):
+        self.fill(t, i, kind, expert, slice_, 0, True, relay_dst)
 
     def _dram_wants_reserve(self, t):
         ch = self.dram
         if ch is None or ch.header_at is None or ch.accepted_at is not None or ch.header_at > t:
             return False
-        if ch.slice_kind or ch.transfer.dst == self.id:
+        if ch.kind != "WEIGHT" or ch.transfer.dst == self.id:
             return False
         if self.dram_free_from is None or self.dram_free_from > t:
             return False
@@ -448,7 +451,7 @@ class Chiplet:
             self._ctl_packet(t, K_RELEASE, self.succ, None, s.dst_slot)
         elif pick == 2:
             self.quietly(t + 1, self._set_fwd_req)
-            self._ctl_packet(t, K_RESERVE, self.succ, A_FORWARD)
+            self._ctl_packet(t, K_RESERVE, self._fwd_reserve_dst(t), A_FORWARD)
         else:
             self.quietly(t + 1, self._set_dram_req)
             self._ctl_packet(t, K_RESERVE, self.dram.transfer.dst, A_DRAM)
@@ -476,20 +479,32 @@ class Chiplet:
     # ------------------------------------------------------------------------------------
     # router: forward engine
     def _fwd_level(self, t):
-        return sum(1 for v, _ in self.fwd_fifo if v <= t)
+        return sum(1 for e in self.fwd_fifo if e[0] <= t)
+
+    def _fwd_streaming(self, t):
+        return not (self.fwd_idle_from is not None and self.fwd_idle_from <= t)
 
     def _fwd_wants_reserve(self, t):
         if self.fwd_req_out or self.fwd_grant is not None:
             return False
-        streaming = 0 if (self.fwd_idle_from is not None and self.fwd_idle_from <= t) else 1
+        streaming = self._fwd_streaming(t)
+        if streaming and self.fwd_fifo[0][2] is not None:
+            return False                        # a relay streams: the next one's destination is unknown
         return self._fwd_level(t) > streaming
+
+    def _fwd_reserve_dst(self, t):
+        """Where the forward engine's RESERVE goes: the successor while a slot streams (the
+        ring reserves ahead), else the head entry's destination."""
+        if self._fwd_streaming(t) or self.fwd_fifo[0][2] is None:
+            return self.succ
+        return self.fwd_fifo[0][2]
 
     def _forward(self, t):
         if self.fwd_idle_from is None or self.fwd_idle_from > t or self.fwd_grant is None:
             return
         if not self.fwd_fifo or self.fwd_fifo[0][0] > t:
             return
-        i = self.fwd_fifo[0][1]
+        _, i, relay_dst = self.fwd_fifo[0]
         s = self.slots[i]
         if not s.sole or s.state != HELD:
             return
@@ -497,19 +512,22 @@ class Chiplet:
         dst_slot = self.fwd_grant
         self.later(t + 1, self._fwd_grant_used)
         f_sole = not s.computing
-        succ_forwards = s.hops + 2 < self.ring_len
+        relay = relay_dst is not None
+        dst = relay_dst if relay else self.succ
+        kind = K_WEIGHT if relay else K_SLICE
+        succ_forwards = not relay and s.hops + 2 < self.ring_len
         self.fwd_idle_from = None
-        pk = Packet(K_SLICE, self.id, self.succ, 1, self.sys.slot_flits, "fwd", info=(s.expert, s.slice))
-        pk.hops = self.net.route(self.id, IC_FWD, self.succ, OC_SLOT, 1)
-        target = self.sys.chiplets[self.succ]
-        expert, slice_, hops = s.expert, s.slice, s.hops + 1
+        pk = Packet(kind, self.id, dst, 1, self.sys.slot_flits, "fwd", info=(s.expert, s.slice))
+        pk.hops = self.net.route(self.id, IC_FWD, dst, OC_SLOT, 1)
+        target = self.sys.chiplets[dst]
+        expert, slice_, hops = s.expert, s.slice, 0 if relay else s.hops + 1
 
         def done0(T0):
             self.later(T0 + 1, self._fwd_done, i, dst_slot, not f_sole and succ_forwards)
-            self.sys.record("forward", self.id, T0, (t, queued, expert, slice_, self.succ, dst_slot))
+            self.sys.record("forward", self.id, T0, (t, queued, expert, slice_, dst, dst_slot))
 
         pk.on_done0 = done0
-        pk.on_sink_tail = lambda Th: target.later(Th + 1, target.fill, dst_slot, K_SLICE, expert, slice_, hops,
+        pk.on_sink_tail = lambda Th: target.later(Th + 1, target.fill, dst_slot, kind, expert, slice_, hops,
                                                   f_sole)
         self.net.inject(t + 1, pk)
 

@@ -18,10 +18,12 @@ __all__ = ["DramChannel"]
 
 
 class DramChannel:
-    def __init__(self, index, chiplet, transfers, slice_kind, flits, params, kernel, owner):
+    def __init__(self, index, chiplet, transfers, kinds, flits, params, kernel, owner):
         self.index, self.chiplet = index, chiplet
         self.transfers = transfers
-        self.slice_kind = slice_kind            # True: SLICE packets (FSE-DP), else WEIGHT
+        self.kinds = kinds                      # per transfer: "SLICE", "WEIGHT" or "RELAY"
+        #: the channel writes slots of its own chiplet (SLICE, RELAY or a WEIGHT for it)
+        self.writes_local = any(k != "WEIGHT" or tr.dst == chiplet for k, tr in zip(kinds, transfers))
         self.flits = flits                      # payload flits per packet
         self.num, self.den = params.dram_rate
         self.cap = params.dram_cap
@@ -74,6 +76,10 @@ class DramChannel:
     @property
     def transfer(self):
         return self.transfers[self.head]
+
+    @property
+    def kind(self) -> str:
+        return self.kinds[self.head]
 
     # ---- local packets: header accepted by the router, payload in closed form ----------
     def accept_local(self, a):

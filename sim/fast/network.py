@@ -431,7 +431,7 @@ class _Stream:
         self.sink_dram = None
         if pkt.hops[-1][1] == OC_SLOT and pkt.n < LONG_STREAM:
             ch = net.sinks[pkt.dst].dram
-            if ch is not None and ch.slice_kind or (ch is not None and any(tr.dst == pkt.dst for tr in ch.transfers)):
+            if ch is not None and ch.writes_local:
                 self.sink_dram = ch
 
     def acquired(self, i, s):

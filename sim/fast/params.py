@@ -92,7 +92,6 @@ def params_for(plan, system: SystemConfig | None = None) -> FastParams:
     from hw.dram import DramChannel
     from hw.isa import OPERANDS, Opcode
     from hw.slice_engine import SliceEngine
-    from hw.tile import Tile
     from hw.vector_unit import VectorUnit
 
     cfg = system_for(plan, system)
@@ -104,7 +103,7 @@ def params_for(plan, system: SystemConfig | None = None) -> FastParams:
         dram_chiplets=tuple(cfg.dram_chiplets), dram_rate=tuple(cfg.dram_rate), dram_latency=cfg.dram_latency,
         dram_bucket_beats=_default(DramChannel, "bucket_beats"), dram_requests=_default(DramChannel, "requests"),
         link_rate=tuple(cfg.link_rate), link_latency=cfg.link_latency,
-        buffer_depth=cfg.buffer_depth, max_slots=_default(Tile, "max_slots"),
+        buffer_depth=cfg.buffer_depth, max_slots=t.max_slots,
         fifo_latency=FIFO_LATENCY, mac_pipeline=MAC_PIPELINE, vector_latency=VectorUnit.LATENCY, drain_cycles=SliceEngine.DRAIN_CYCLES,
         done_depth=SliceEngine.DONE_DEPTH, lut_values=lut_values, clock_ghz=plan.hardware.clock_ghz,
         config_name=cfg.name)

@@ -12,13 +12,9 @@ from .dram import DramChannel
 from .kernel import Kernel
 from .network import Network
 from .params import params_for
+from scheduler.program import SET_COUNT, controller_words
 
 __all__ = ["FastSystem", "controller_program", "start_delays"]
-
-#: Controller registers the program encoder sets before the SiLU table
-#: (``scheduler.program.encode_plan``; ``tests/test_fast_model.py`` checks the count).
-SET_COUNT = 17
-
 
 def controller_program(plan, c: int) -> list:
     """The shape of chiplet ``c``'s controller program, as ``encode_plan`` lays it out:
@@ -35,6 +31,7 @@ def controller_program(plan, c: int) -> list:
         if s.src == c:
             prog.append(("SEND", (s.dst, (plan.token_row[s.token], plan.remote_rows[s.dst][(s.src, s.token)]))))
     prog.append(("END", None))
+    assert len(prog) == controller_words(plan, c)
     return prog
 
 
@@ -88,7 +85,6 @@ class FastSystem:
         n = plan.num_chiplets
         programs = [controller_program(plan, c) for c in range(n)]
         delays = start_delays(plan, self.p, programs)
-        fse = plan.successor is not None
         for c in range(n):
             jobs = {}
             remote = set(plan.remote_rows[c].values()) if plan.remote_rows else set()
@@ -98,24 +94,17 @@ class FastSystem:
                 jobs[e] = (len(rows), rows)
                 if any(r in remote for r in rows):
                     remote_experts.add(e)
-            uses = {}
-            if plan.remote_rows:
-                for e, (_, rows) in jobs.items():
-                    for r in rows:
-                        uses[r] = uses.get(r, 0) + 1
+            uses = plan.remote_uses(c)
             remote_rows = {r: [uses[r], src, plan.token_row[t]] for (src, t), r in
                            (plan.remote_rows[c].items() if plan.remote_rows else ())}
-            if fse:
-                arrivals = sum(len(s) for s in plan.streams)
-            else:
-                arrivals = sum(1 for s in plan.streams for tr in s if tr.dst == c)
-            n_tokens = sum(1 for s in plan.token_sends if s.dst == c)
+            n_tokens = plan.tokens_in(c)
             n_sends = sum(1 for s in plan.token_sends if s.src == c)
-            self.chiplets.append(Chiplet(c, self, programs[c], jobs, remote_experts, arrivals, n_tokens,
-                                         n_sends, n_sends, remote_rows, delays[c]))
+            self.chiplets.append(Chiplet(c, self, programs[c], jobs, remote_experts, plan.arrivals(c), n_tokens,
+                                         plan.results_in(c), n_sends, remote_rows, delays[c]))
         self.drams = []
         for k, stream in enumerate(plan.streams):
-            ch = DramChannel(k, self.p.dram_chiplets[k], list(stream), fse, self.slot_flits, self.p,
+            ch = DramChannel(k, self.p.dram_chiplets[k], list(stream), [plan.stream_kind(k, t) for t in stream],
+                             self.slot_flits, self.p,
                              self.kernel, self)
             self.chiplets[ch.chiplet].dram = ch
             self.drams.append(ch)
@@ -187,13 +176,11 @@ class FastSystem:
                 link_stalled=[lk.stalled if lk else 0 for lk in links],
                 dram_flits=ch.flits_out if ch is not None else 0,
                 done_cycle=c.all_done_at - c.g, error=0))
-        d = plan.model.d_model
-        token_bytes = [plan.token_rows(c) * d * 5 for c in range(plan.num_chiplets)]
         spec = dict(self.workload.spec)
-        return RunResult(spec=spec, engine="fast", cycles=self.cycles, bit_exact=None, chiplets=counters,
-                         slot_bytes=plan.slot_bytes, token_row_bytes=token_bytes, link_bytes=p.link_bytes,
-                         macs_per_chiplet=plan.hardware.macs_per_chiplet, clock_ghz=plan.hardware.clock_ghz,
-                         config={"system": p.config_name, "fast_model_events": self.kernel.events}, wall_seconds=wall)
+        return RunResult.of_plan(plan, spec=spec, engine="fast", cycles=self.cycles, bit_exact=None,
+                                 chiplets=counters, link_bytes=p.link_bytes,
+                                 config={"system": p.config_name, "fast_model_events": self.kernel.events},
+                                 wall_seconds=wall)
 
 
 def _no_record(kind, who, t, data):
