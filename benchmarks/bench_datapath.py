@@ -24,9 +24,9 @@ import numpy as np  # noqa: E402
 from hw import slice_layout  # noqa: E402
 from hw.tile_datapath import TileDatapath, tile_parameters  # noqa: E402
 from scheduler import golden, presets  # noqa: E402
-from sim.amaranth_sim import TileDriver, run_testbench  # noqa: E402
-from sim.benches.datapath_speed import case_data  # noqa: E402
-from sim.toolchain import build, build_dir_for, to_verilog, write_if_changed  # noqa: E402
+from sim.rtl.amaranth_sim import TileDriver, run_testbench  # noqa: E402
+from sim.rtl.benches.datapath_speed import case_data  # noqa: E402
+from sim.rtl.toolchain import build, build_dir_for, to_verilog, write_if_changed  # noqa: E402
 
 
 def utilization_cases(params, quick):
@@ -57,7 +57,7 @@ def run_verilator(params, cases):
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "out.json"
         t0 = time.perf_counter()
-        runner.test(hdl_toplevel="tile_datapath", test_module="sim.benches.datapath_speed", build_dir=str(bdir),
+        runner.test(hdl_toplevel="tile_datapath", test_module="sim.rtl.benches.datapath_speed", build_dir=str(bdir),
                     test_dir=tmp, extra_env={"FSEDP_TILE": json.dumps(params), "FSEDP_CASES": json.dumps(cases),
                                              "FSEDP_BENCH_OUT": str(out)})
         total_s = time.perf_counter() - t0

@@ -21,7 +21,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from sim import fast  # noqa: E402
 from sim.fast import validate  # noqa: E402
-from sim.realstats import real_routing  # noqa: E402
+from sim.eval.realstats import real_routing  # noqa: E402
 from sim.workload import prepare  # noqa: E402
 
 PAPER_MODELS = ("phi-3.5-moe", "mixtral-8x7b", "deepseek-moe-16b", "qwen3-30b-a3b", "yuan2-m32", "olmoe-1b-7b")

@@ -29,7 +29,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from hw.topology import check_configuration  # noqa: E402
 from scheduler.ring import mesh_ring  # noqa: E402
-from sim.benches.router_mesh import node_params_for, plan_run, run_torture  # noqa: E402
+from sim.rtl.benches.router_mesh import node_params_for, plan_run, run_torture  # noqa: E402
 
 SCENARIOS = {
     "torture-2x2": (2, 2, dict(dram_packets=2750, token_packets=11000)),

@@ -311,6 +311,19 @@ def _field(opcode, name) -> int:
     return field_max(isa.OPERANDS[opcode], name)
 
 
+def check_model_fits(strategy: str, model, tile: TileConfig) -> None:
+    """The layer shape against the tile, whatever the plan: ``d`` a multiple of the MAC
+    array and at most the token rows' ``d_max``."""
+    from .plan import FitError
+
+    d = model.d_model
+    if d % tile.mac_rows or d % tile.mac_cols:
+        raise FitError(f"{strategy} does not fit: hidden size d {d} must be a multiple of the MAC array "
+                       f"({tile.mac_rows}x{tile.mac_cols})")
+    if d > tile.d_max:
+        raise FitError(f"{strategy} does not fit: hidden size d {d} exceeds the token rows' {tile.d_max} bytes")
+
+
 def check_fits(plan, tile: TileConfig, dram_words: int | None = None) -> int:
     """Check that ``plan`` fits a configuration's capacities and every packet and
     instruction field, before any data exists; returns the words per weight slot.  Both
@@ -323,20 +336,18 @@ def check_fits(plan, tile: TileConfig, dram_words: int | None = None) -> int:
     from .sizing import field_max
 
     model, n = plan.model, plan.num_chiplets
-    d, cols = model.d_model, model.d_ff // plan.slices
+    cols = model.d_ff // plan.slices
     word = tile.word_bytes
 
     def fail(text):
         raise FitError(f"{plan.strategy} does not fit: {text}")
 
-    for what, v in (("hidden size d", d), ("slice columns f/S", cols)):
-        if v % tile.mac_rows or v % tile.mac_cols:
-            fail(f"{what} {v} must be a multiple of the MAC array ({tile.mac_rows}x{tile.mac_cols})")
+    check_model_fits(plan.strategy, model, tile)
+    if cols % tile.mac_rows or cols % tile.mac_cols:
+        fail(f"slice columns f/S {cols} must be a multiple of the MAC array ({tile.mac_rows}x{tile.mac_cols})")
     if plan.slot_bytes % word:
         fail(f"a slot of {plan.slot_bytes} bytes is not a whole number of {word}-byte weight words")
     slot_words = plan.slot_bytes // word
-    if d > tile.d_max:
-        fail(f"hidden size d {d} exceeds the token rows' {tile.d_max} bytes")
     buffer = tile.weight_words * word
     if plan.buffer_bytes > buffer:
         fail(f"it needs {format_size(plan.buffer_bytes)} of weight buffer ({plan.slots} slot(s) of "

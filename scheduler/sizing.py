@@ -86,10 +86,6 @@ def aligned_slices(model: ModelPreset, hardware: HardwarePreset) -> int:
     return min(candidates, key=lambda s: (abs(s - model.slices), -s))
 
 
-def _link_bytes(hw: HardwarePreset) -> int:
-    return SystemConfig.from_preset(hw).tile.link_bytes
-
-
 def _flits_ok(slot_bytes: int, link_bytes: int) -> bool:
     return -(-slot_bytes // link_bytes) <= field_max(Header, "length")
 
@@ -108,24 +104,27 @@ def _budget(hw: HardwarePreset) -> str:
 def size_plan(strategy: str, model: ModelPreset, hw: HardwarePreset, slices: int | None = None) -> Sizing:
     """S and K of ``strategy`` for ``model`` on ``hw`` (its weight budget); ``slices``
     overrides S where the strategy streams slices or tiles."""
-    budget, link = hw.weight_sram_bytes, _link_bytes(hw)
+    from .program import check_model_fits
+
+    tile = SystemConfig.from_preset(hw).tile
+    check_model_fits(strategy, model, tile)
+    budget, link = hw.weight_sram_bytes, tile.link_bytes
     table = min(hw.max_slots, field_max(Header, "slot") + 1)
     if strategy in WHOLE_EXPERT:
         if slices is not None:
             raise PlanError(f"--slices does not apply to {strategy}: it loads whole experts "
                             f"(use ep or hydra for tiled experts)")
         slot = model.expert_bytes
+        need = EP_PAPER_BUFFERS * slot if strategy == "ep-paper" else slot
+        if budget < need:
+            what = (f"{EP_PAPER_BUFFERS} whole-expert buffers ({EP_PAPER_BUFFERS} x {format_size(slot)} = "
+                    f"{format_size(need)})" if strategy == "ep-paper" else
+                    f"a slot of one whole expert ({format_size(slot)})")
+            raise FitError(f"{strategy} does not fit: it needs {what}; {_budget(hw)}")
         if not _flits_ok(slot, link):
             raise _length_error(strategy, slot, link, "a whole expert")
         if strategy == "ep-paper":
-            need = EP_PAPER_BUFFERS * slot
-            if budget < need:
-                raise FitError(f"ep-paper does not fit: it needs {EP_PAPER_BUFFERS} whole-expert buffers "
-                               f"({EP_PAPER_BUFFERS} x {format_size(slot)} = {format_size(need)}); {_budget(hw)}")
             return Sizing(1, 1, slot, need)
-        if budget < slot:
-            raise FitError(f"ep-whole does not fit: it needs a slot of one whole expert ({format_size(slot)}); "
-                           f"{_budget(hw)}")
         k = min(budget // slot, table)
         return Sizing(1, k, slot, k * slot)
     need_slots = MIN_SLOTS[strategy]

@@ -44,6 +44,19 @@ def add_workload_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed for routing, weights and tokens")
 
 
+def _size(text):
+    try:
+        return presets.parse_size(text)
+    except presets.PresetError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_sram_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sram", type=_size, default=None, metavar="SIZE",
+                   help="weight buffer per chiplet, e.g. 8MiB or 512KiB (default: the hardware preset's; "
+                        "`fsedp presets` lists them); every strategy's slots are carved out of it")
+
+
 def workload(args):
     """(hardware, model, trace) from the workload flags, validated."""
     hw = presets.get_hardware(args.preset)
@@ -53,25 +66,28 @@ def workload(args):
 
 
 def cmd_presets(args):
+    fmt = presets.format_size
     if args.json:
         print(json.dumps({"models": {n: p.summary() for n, p in presets.MODEL_PRESETS.items()},
                           "hardware": {n: p.summary() for n, p in presets.HARDWARE_PRESETS.items()}},
                          indent=2))
         return
-    print("Model presets (one MoE layer; d = hidden, f = expert FFN, E = routed experts)")
-    print(f"  {'name':<18}{'d':>6}{'f':>7}{'E':>5}{'top-k':>6}{'S':>4}{'expert MB':>11}  source")
+    print("Model presets (one MoE layer; d = hidden, f = expert FFN, E = routed experts, S = default slices)")
+    print(f"  {'name':<18}{'d':>6}{'f':>7}{'E':>5}{'top-k':>6}{'S':>4}{'expert':>11}  source")
     for p in presets.MODEL_PRESETS.values():
         print(f"  {p.name:<18}{p.d_model:>6}{p.d_ff:>7}{p.num_experts:>5}{p.top_k:>6}{p.slices:>4}"
-              f"{p.expert_bytes / 1e6:>11.3f}  {p.source}")
+              f"{fmt(p.expert_bytes):>11}  {p.source}")
     print()
-    print("Hardware presets (bandwidths in bytes per cycle; ratios are what small presets keep)")
-    print(f"  {'name':<11}{'mesh':>5}{'MACs':>6}{'DRAM ch':>8}{'B/cyc':>7}{'D2D B/cyc':>10}"
-          f"{'slots':>6}{'MAC/DRAM B':>11}{'D2D/DRAM':>9}  source")
+    print("Hardware presets (bandwidths in bytes per cycle; SRAM provisioned per chiplet: weight buffer, "
+          "token + accumulator buffers)")
+    print(f"  {'name':<13}{'mesh':>5}{'MACs':>6}{'DRAM ch':>8}{'DRAM B/cyc':>11}{'D2D B/cyc':>10}"
+          f"{'weight SRAM':>12}{'token SRAM':>11}{'MAC/DRAM B':>11}{'D2D/DRAM':>9}  source")
     for p in presets.HARDWARE_PRESETS.values():
         r = p.ratios()
-        print(f"  {p.name:<11}{p.rows}x{p.cols:<3}{p.macs_per_chiplet:>6}{p.dram_channels:>8}"
-              f"{p.dram_bytes_per_cycle:>7.3g}{p.link_bytes_per_cycle:>10.4g}{p.slice_slots:>6}"
-              f"{r['macs_per_dram_byte']:>11.4g}{r['d2d_to_dram_channel']:>9.4g}  {p.source}")
+        print(f"  {p.name:<13}{p.rows}x{p.cols:<3}{p.macs_per_chiplet:>6}{p.dram_channels:>8}"
+              f"{p.dram_bytes_per_cycle:>11.3g}{p.link_bytes_per_cycle:>10.4g}{fmt(p.weight_sram_bytes):>12}"
+              f"{fmt(p.token_sram_bytes):>11}{r['macs_per_dram_byte']:>11.4g}{r['d2d_to_dram_channel']:>9.4g}"
+              f"  {p.source}")
 
 
 def cmd_golden(args):
@@ -118,6 +134,8 @@ def cmd_programs(args):
     from scheduler import program, strategies
 
     hw, model, trace = workload(args)
+    if args.sram is not None:
+        hw = hw.with_weight_sram(args.sram)
     plan = strategies.build_plan(args.strategy, model, hw, trace, slices=args.slices, layout=args.layout)
     layer = golden.random_layer(model.num_experts, model.d_model, model.d_ff, args.seed)
     progs = program.encode_plan(plan, layer, SystemConfig.from_preset(hw).tile)
@@ -148,7 +166,7 @@ def _workload(args, strategy):
     from sim.workload import prepare
 
     return prepare(preset=args.preset, model=args.model, tokens=args.tokens, routing_spec=args.routing,
-                   strategy=strategy, seed=args.seed, slices=args.slices, layout=args.layout,
+                   strategy=strategy, seed=args.seed, slices=args.slices, layout=args.layout, sram=args.sram,
                    with_data=args.engine == "rtl")
 
 
@@ -177,11 +195,15 @@ def _engine_run(args, workloads):
 
 
 def _print_run(j):
+    fmt = presets.format_size
     exact = "not checked (fast model)" if j["bit_exact"] is None else j["bit_exact"]
     print(f"{j['strategy']}: {j['cycles']} cycles ({j['time_us']:.2f} us), bit-exact: {exact}, "
-          f"DRAM {j['dram_bytes']} B, D2D {j['d2d_bytes']} B, peak on-chip "
-          f"{max(j['peak_onchip_bytes'])} B/chiplet, compute utilization "
+          f"DRAM {j['dram_bytes']} B, D2D {j['d2d_bytes']} B, compute utilization "
           f"{', '.join(f'{u:.2f}' for u in j['compute_utilization'])}")
+    print(f"  S = {j['slices']}, {j['slots']} weight slots of {fmt(j['slot_bytes'])} ({fmt(j['plan_weight_bytes'])} "
+          f"of the {fmt(j['provisioned_weight_bytes'])} weight buffer); provisioned SRAM per chiplet "
+          f"{fmt(j['provisioned_sram_bytes'])} (weight + token buffers); occupancy high-water "
+          f"{fmt(max(j['peak_onchip_bytes']))} per chiplet (slots held x slot bytes + token rows in use)")
 
 
 def cmd_run(args):
@@ -203,13 +225,42 @@ def cmd_run(args):
         raise UsageError("outputs differ from the golden model (see the JSON's mismatches)")
 
 
+def prepare_strategies(args, strategies) -> tuple[list, list]:
+    """Workloads of every strategy that can run here, and ``{strategy, fits, reason}`` for
+    each that cannot: one that does not fit the hardware (``FitError``, ``fits`` False) or
+    does not take an option that was given (``PlanError``, ``fits`` None)."""
+    from scheduler.plan import FitError, PlanError
+
+    works, skipped = [], []
+    for s in strategies:
+        try:
+            works.append(_workload(args, s))
+        except FitError as exc:
+            skipped.append({"strategy": s, "fits": False, "reason": str(exc)})
+        except PlanError as exc:
+            if "does not apply" not in str(exc):
+                raise
+            skipped.append({"strategy": s, "fits": None, "reason": str(exc)})
+    return works, skipped
+
+
 def cmd_compare(args):
     from scheduler.plan import STRATEGIES
     from sim import results
 
-    runs = [r.to_json() for r in _engine_run(args, [_workload(args, s) for s in STRATEGIES])]
-    rows = results.write_compare(runs, args.json, args.csv)
+    works, skipped = prepare_strategies(args, STRATEGIES)
+    if not works:
+        raise UsageError("no strategy can run here: " + "; ".join(s["reason"] for s in skipped))
+    runs = [r.to_json() for r in _engine_run(args, works)]
+    rows = results.write_compare(runs, args.json, args.csv, skipped=skipped)
+    hw = works[0].plan.hardware
+    fmt = presets.format_size
+    print(f"{hw.name}: provisioned SRAM per chiplet {fmt(hw.provisioned_sram_bytes)} = weight buffer "
+          f"{fmt(hw.weight_sram_bytes)}{' (--sram)' if args.sram else ''} + token and accumulator buffers "
+          f"{fmt(hw.token_sram_bytes)}")
     print(results.table(rows))
+    for s in skipped:
+        print(f"{s['strategy']}: {s['reason']}")
     if any(r["bit_exact"] is False for r in runs):
         raise UsageError("outputs differ from the golden model (see the JSON's mismatches)")
 
@@ -218,12 +269,15 @@ def add_strategy_flags(p: argparse.ArgumentParser, with_strategy: bool = True) -
     from scheduler import plan, strategies
 
     if with_strategy:
-        p.add_argument("--strategy", default="fse-dp-paired", choices=plan.STRATEGIES, help="strategy to plan")
+        p.add_argument("--strategy", default="fse-dp-paired", choices=plan.STRATEGIES,
+                       help="strategy to plan: " + "; ".join(f"{k}: {v}" for k, v in plan.DESCRIPTIONS.items()))
     p.add_argument("--slices", type=_positive_int, default=None,
-                   help="FSE-DP micro-slices per expert (default: the model preset's S, moved to the "
-                        "nearest S whose slices fill whole MAC-array column blocks)")
-    p.add_argument("--layout", default="round-robin", choices=strategies.LAYOUTS,
-                   help="FSE-DP slice layout over the DRAM channels")
+                   help="micro-slices (FSE-DP) or tiles (EP, Hydra) per expert S (default: from the weight "
+                        "buffer: the smallest S not below the model preset's whose slices fill whole MAC-array "
+                        "blocks and give the preset's slot target; see docs/sram.md); not for ep-whole, ep-paper")
+    p.add_argument("--layout", default=None, choices=strategies.LAYOUTS,
+                   help="FSE-DP slice layout over the DRAM channels (default round-robin); FSE-DP only")
+    add_sram_flag(p)
 
 
 def _verilog_system(args):
@@ -233,7 +287,7 @@ def _verilog_system(args):
 
     from hw.config import SystemConfig
     from hw.system import TILE_MODULE, System, make_tile
-    from sim.toolchain import to_verilog, write_if_changed
+    from sim.rtl.toolchain import to_verilog, write_if_changed
 
     if args.mac_rows or args.mac_cols or args.link_bytes:
         raise UsageError(f"--mac-rows, --mac-cols and --link-bytes apply to --top datapath only, not {args.top}")
@@ -261,7 +315,7 @@ def cmd_verilog(args):
 
     from hw.sram import check_pow2
     from hw.tile_datapath import TileDatapath, link_bytes_for, tile_config_for
-    from sim.toolchain import to_verilog, write_if_changed
+    from sim.rtl.toolchain import to_verilog, write_if_changed
 
     hw = presets.get_hardware(args.preset)
     tile = tile_config_for(hw)
@@ -337,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="write the summary table as CSV")
     p.set_defaults(func=cmd_compare)
 
-    from sim import report
+    from sim.eval import report
     report.add_parsers(sub)
 
     p = sub.add_parser("disasm", help="print a program file in its text form")

@@ -112,20 +112,23 @@ class RunResult:
 
 
 def summarize(runs: list) -> list[dict]:
-    """Per strategy: the comparison fields, with speedups over EP and Hydra."""
+    """Per strategy: the comparison fields, with speedups over EP and Hydra (None where
+    that baseline did not run)."""
     by = {r["strategy"]: r for r in runs}
     rows = []
     for r in runs:
-        row = {
-            "strategy": r["strategy"], "cycles": r["cycles"], "bit_exact": r["bit_exact"],
-            "speedup_vs_ep": by["ep"]["cycles"] / r["cycles"] if "ep" in by and r["cycles"] else None,
-            "speedup_vs_hydra": by["hydra"]["cycles"] / r["cycles"] if "hydra" in by and r["cycles"] else None,
+        speedup = lambda base: by[base]["cycles"] / r["cycles"] if base in by and r["cycles"] else None  # noqa: E731
+        rows.append({
+            "strategy": r["strategy"], "slices": r.get("slices"), "slots": r.get("slots"),
+            "cycles": r["cycles"], "bit_exact": r["bit_exact"],
+            "speedup_vs_ep": speedup("ep"), "speedup_vs_hydra": speedup("hydra"),
+            "speedup_vs_ep_paper": speedup("ep-paper"),
             "mean_compute_utilization": sum(r["compute_utilization"]) / len(r["compute_utilization"]),
             "dram_bytes": r["dram_bytes"], "d2d_bytes": r["d2d_bytes"],
             "max_link_utilization": max(max(u) for u in r["link_utilization"]),
+            "plan_weight_bytes": r.get("plan_weight_bytes"),
             "max_peak_onchip_bytes": max(r["peak_onchip_bytes"]),
-        }
-        rows.append(row)
+        })
     return rows
 
 
@@ -140,31 +143,42 @@ def _fmt(v):
 
 
 def table(rows: list[dict]) -> str:
-    cols = ["strategy", "cycles", "speedup_vs_ep", "speedup_vs_hydra", "mean_compute_utilization",
-            "dram_bytes", "d2d_bytes", "max_link_utilization", "max_peak_onchip_bytes", "bit_exact"]
-    heads = ["strategy", "cycles", "vs EP", "vs Hydra", "compute util", "DRAM B", "D2D B", "max link util",
-             "peak on-chip B", "bit-exact"]
+    cols = ["strategy", "slices", "slots", "cycles", "speedup_vs_ep", "speedup_vs_hydra", "mean_compute_utilization",
+            "dram_bytes", "d2d_bytes", "max_link_utilization", "plan_weight_bytes", "max_peak_onchip_bytes",
+            "bit_exact"]
+    heads = ["strategy", "S", "slots", "cycles", "vs EP", "vs Hydra", "compute util", "DRAM B", "D2D B",
+             "max link util", "weight slots B", "peak occupancy B", "bit-exact"]
     cells = [heads] + [[_fmt(r[c]) for c in cols] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     return "\n".join("  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
                      for row in cells)
 
 
-def write_compare(runs: list, json_path=None, csv_path=None) -> list[dict]:
+def compare_document(runs: list, skipped: list = ()) -> dict:
+    """The ``fsedp compare --json`` document: ``runs``, ``summary``, ``all_bit_exact`` and
+    ``not_run`` (``{strategy, fits, reason}`` for every strategy that did not run: ``fits``
+    False when it does not fit the hardware, None when an option given does not apply)."""
+    return {"runs": runs, "summary": summarize(runs),
+            "all_bit_exact": (None if any(r["bit_exact"] is None for r in runs)
+                              else all(r["bit_exact"] for r in runs)),
+            "not_run": list(skipped)}
+
+
+def write_compare(runs: list, json_path=None, csv_path=None, skipped: list = ()) -> list[dict]:
     import pathlib
 
-    rows = summarize(runs)
+    doc = compare_document(runs, skipped)
     for path in (json_path, csv_path):
         if path:
             pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     if json_path:
         with open(json_path, "w") as f:
-            json.dump({"runs": runs, "summary": rows,
-                       "all_bit_exact": (None if any(r["bit_exact"] is None for r in runs)
-                                         else all(r["bit_exact"] for r in runs))}, f, indent=2)
+            json.dump(doc, f, indent=2)
     if csv_path:
         with open(csv_path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w = csv.DictWriter(f, fieldnames=list(doc["summary"][0]) + ["not_run_reason"])
             w.writeheader()
-            w.writerows(rows)
-    return rows
+            w.writerows(doc["summary"])
+            for sk in skipped:
+                w.writerow({"strategy": sk["strategy"], "not_run_reason": sk["reason"]})
+    return doc["summary"]

@@ -1,6 +1,6 @@
 import pytest
 
-from sim.toolchain import setup_environment
+from sim.rtl.toolchain import setup_environment
 
 setup_environment()
 

@@ -80,6 +80,11 @@ def test_disasm_of_a_bad_file_is_one_line_error(tmp_path):
     (["compare", "--waves", "x.vcd"], "unrecognized arguments: --waves"),
     (["run", "--engine", "spice"], "invalid choice: 'spice'"),
     (["run", "--tokens", "0"], "must be a positive integer"),
+    (["run", "--sram", "1000"], "a weight buffer of 1000 bytes is not a whole number of the rtl-2x2 weight words"),
+    (["run", "--sram", "8 MB"], "is not a memory size"),
+    (["run", "--sram", "512", "--engine", "fast"], "fse-dp-paired does not fit: it needs at least 2 slot(s)"),
+    (["run", "--strategy", "ep", "--layout", "contiguous"], "--layout does not apply to ep"),
+    (["run", "--strategy", "ep-whole", "--slices", "4"], "--slices does not apply to ep-whole"),
 ])
 def test_run_and_compare_reject_bad_input_before_simulating(args, message):
     out = run_cli(*args)
@@ -89,7 +94,9 @@ def test_run_and_compare_reject_bad_input_before_simulating(args, message):
 
 
 RUN_FIELDS = {"strategy", "engine", "cycles", "time_us", "bit_exact", "peak_onchip_bytes", "dram_bytes",
-              "d2d_bytes", "compute_utilization", "link_utilization", "slots_in_use_at_end", "config"}
+              "d2d_bytes", "compute_utilization", "link_utilization", "slots_in_use_at_end", "config",
+              "provisioned_sram_bytes", "provisioned_weight_bytes", "provisioned_token_bytes", "plan_weight_bytes",
+              "slices", "slots", "slot_bytes"}
 
 
 @pytest.mark.cocotb
@@ -99,7 +106,9 @@ def test_compare_runs_every_strategy_and_writes_json_and_csv(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "fse-dp-paired" in out.stdout and "bit-exact" in out.stdout
     data = json.loads(js.read_text())
-    assert [r["strategy"] for r in data["runs"]] == ["fse-dp", "fse-dp-paired", "ep", "hydra"]
+    assert [r["strategy"] for r in data["runs"]] == ["fse-dp", "fse-dp-paired", "ep", "hydra", "ep-whole",
+                                                     "ep-paper"]
+    assert data["not_run"] == []
     assert data["all_bit_exact"] is True
     for r in data["runs"]:
         assert RUN_FIELDS <= set(r)
@@ -109,11 +118,37 @@ def test_compare_runs_every_strategy_and_writes_json_and_csv(tmp_path):
     paired = next(s for s in data["summary"] if s["strategy"] == "fse-dp-paired")
     assert ep["speedup_vs_ep"] == 1.0
     assert paired["speedup_vs_ep"] == ep["cycles"] / paired["cycles"]
-    assert csv_path.read_text().splitlines()[0].startswith("strategy,cycles,bit_exact,speedup_vs_ep")
+    assert csv_path.read_text().splitlines()[0].startswith("strategy,slices,slots,cycles,bit_exact,speedup_vs_ep")
+    for r in data["runs"]:
+        assert r["provisioned_sram_bytes"] == r["provisioned_weight_bytes"] + r["provisioned_token_bytes"]
+        assert r["provisioned_weight_bytes"] == 12 * 1024 and r["plan_weight_bytes"] <= 12 * 1024
+        assert max(r["peak_slot_bytes"]) <= r["plan_weight_bytes"]
     # `run` of one strategy on the same build gives the same cycles as in compare.
     assert cli.main(["run", "--tokens", "8", "--strategy", "hydra", "--json", str(one)]) == 0
     hydra = json.loads(one.read_text())
     assert hydra["cycles"] == next(r["cycles"] for r in data["runs"] if r["strategy"] == "hydra")
+
+
+def test_compare_names_each_strategy_that_does_not_fit_and_runs_the_rest(tmp_path):
+    js = tmp_path / "c.json"
+    out = run_cli("compare", "--engine", "fast", "--preset", "paper-2x2", "--model", "mixtral-8x7b", "--tokens",
+                  "16", "--sram", "8MiB", "--json", str(js))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(js.read_text())
+    ran = [r["strategy"] for r in data["runs"]]
+    assert ran == ["fse-dp", "fse-dp-paired", "ep", "hydra"]
+    assert [(s["strategy"], s["fits"]) for s in data["not_run"]] == [("ep-whole", False), ("ep-paper", False)]
+    assert "ep-whole does not fit: it needs a slot of one whole expert (168 MiB); the weight buffer holds 8 MiB" \
+        in out.stdout
+    for r in data["runs"]:
+        assert r["provisioned_weight_bytes"] == 8 << 20 and r["slices"] == 224 and r["slots"] == 10
+        assert max(r["peak_slot_bytes"]) <= r["plan_weight_bytes"] <= 8 << 20
+    # an option a strategy does not take: the strategy is listed as not run, with the reason
+    out = run_cli("compare", "--engine", "fast", "--slices", "4", "--json", str(js))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(js.read_text())
+    assert [(s["strategy"], s["fits"]) for s in data["not_run"]] == [("ep-whole", None), ("ep-paper", None)]
+    assert all(r["slices"] == 4 for r in data["runs"])
 
 
 def test_verilog_of_the_whole_system_instantiates_the_tile_once_per_chiplet(tmp_path):

@@ -14,8 +14,8 @@ from hw.packets import PacketKind, result_packet, token_packet
 from hw.slice_layout import pack_slice, slice_flits, token_words
 from scheduler import golden
 from scheduler.program import assemble
-from sim.amaranth_sim import assert_rejects, stream_get, stream_put
-from sim.tile_harness import (ControllerTop, PacketMonitor, load_program, load_tokens, prologue, pulse, put_packet,
+from sim.rtl.amaranth_sim import assert_rejects, stream_get, stream_put
+from sim.rtl.tile_harness import (ControllerTop, PacketMonitor, load_program, load_tokens, prologue, pulse, put_packet,
                               read_accumulators)
 
 TILE = TileConfig(mac_rows=8, mac_cols=8, link_bytes=16, weight_words=96, token_rows=8, d_max=32,

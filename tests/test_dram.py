@@ -15,13 +15,13 @@ from amaranth.lib import stream, wiring
 
 from hw.config import SystemConfig
 from hw.dram import DramChannel, DramError
-from hw.packets import HEADER_BITS, Agent, PacketKind, flit_layout, parse_packet
+from hw.packets import HEADER_BITS, Agent, Flag, PacketKind, flit_layout, parse_packet
 from hw.slice_layout import slice_flits
 from scheduler import golden, presets, program, routing
 from scheduler.strategies import build_plan
-from sim.amaranth_sim import assert_rejects, run_testbench, stream_put
-from sim.router_harness import Recorder, TileModel, configure, simulate
-from sim.toolchain import to_verilog
+from sim.rtl.amaranth_sim import assert_rejects, run_testbench, stream_put
+from sim.rtl.router_harness import Recorder, TileModel, configure, simulate
+from sim.rtl.toolchain import to_verilog
 
 HW = presets.get_hardware("rtl-2x2")
 SYSTEM = SystemConfig.from_preset(HW)
@@ -147,7 +147,8 @@ def assert_rate(cycles, num, den):
 
 # --- packets of an encoded plan ------------------------------------------------------------
 
-@pytest.mark.parametrize("strategy, tokens, channels", [("fse-dp", 6, [0, 1, 2, 3]), ("ep", 3, [1, 2])])
+@pytest.mark.parametrize("strategy, tokens, channels", [("fse-dp", 6, [0, 1, 2, 3]), ("ep", 3, [1, 2]),
+                                                       ("ep-whole", 3, [0, 1])])
 def test_packets_of_an_encoded_plan_carry_the_dram_image(strategy, tokens, channels):
     trace = routing.uniform(tokens, TINY.num_experts, TINY.top_k, seed=3)
     plan = build_plan(strategy, TINY, HW, trace)
@@ -165,9 +166,12 @@ def test_packets_of_an_encoded_plan_carry_the_dram_image(strategy, tokens, chann
         streams = [ops for op, ops in map(program.decode, progs.drams[ch].words) if op.name == "STREAM"]
         assert len(packets) == len(transfers) == len(streams)
         for t, ops, pkt in zip(transfers, streams, packets):
+            relay = plan.stream_kind(ch, t) == "RELAY"
+            assert relay == (strategy == "ep" and t.dst != HW.dram_chiplets[ch])
             assert pkt.header == {
                 "kind": PacketKind.SLICE if strategy == "fse-dp" else PacketKind.WEIGHT,
-                "flags": 0, "src": HW.dram_chiplets[ch], "dst": t.dst, "length": slot_words * LANES,
+                "flags": Flag.RELAY if relay else 0, "src": HW.dram_chiplets[ch], "dst": t.dst,
+                "length": slot_words * LANES,
                 "expert": t.expert, "slice": t.slice, "hops": 0, "slot": 0, "token": 0,
                 "agent": Agent(0)}
             a = ops["addr"]

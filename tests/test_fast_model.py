@@ -89,23 +89,28 @@ def test_fse_dp_dram_bound_takes_weight_bytes_over_bandwidth():
     assert bound < r.cycles < 1.1 * bound
 
 
-def test_ep_hot_expert_serialises_on_one_chiplet(tmp_path):
-    """Every token routed to experts 0 and 1: EP computes them on their two chiplets one
-    token at a time, FSE-DP spreads the same work over all four."""
+def test_whole_expert_ep_serialises_a_hot_expert_on_one_chiplet(tmp_path):
+    """Every token routed to experts 0 and 1: whole-expert EP computes them on their two
+    chiplets one token at a time, FSE-DP spreads the same work over all four, and tiled EP
+    splits each expert's FFN columns over two chiplets."""
     L = 256
     spec = _trace(tmp_path, "hot", [[0, 1]] * L)
-    ep = fast.run([_work("ep", tokens=L, routing=spec)])[0]
+    whole = fast.run([_work("ep-whole", tokens=L, routing=spec)])[0]
     fse = fast.run([_work("fse-dp", tokens=L, routing=spec)])[0]
-    plan = _work("ep", tokens=L, routing=spec).plan
-    hot = [plan.placement[0], plan.placement[1]]
+    tiled_work = _work("ep", tokens=L, routing=spec)
+    tiled = fast.run([tiled_work])[0]
+    plan = _work("ep-whole", tokens=L, routing=spec).plan
+    hot = [plan.placement[0][0], plan.placement[1][0]]
     per_token = 3 * 32 * 64 // 64                        # MAC cycles of one token on one expert
-    for c, counters in enumerate(ep.chiplets):
+    for c, counters in enumerate(whole.chiplets):
         assert counters.macs == (L * 3 * 32 * 64 if c in hot else 0)
         if c in hot:
             assert counters.mac_cycles == L * per_token
-    assert ep.cycles > L * per_token                    # the hot chiplet's compute alone
+    assert whole.cycles > L * per_token                  # the hot chiplet's compute alone
     assert all(c.macs == 2 * (L // 4) * 3 * 32 * 64 for c in fse.chiplets)
-    assert fse.cycles < ep.cycles
+    assert tiled_work.plan.placement == {0: (0, 1), 1: (2, 3)}
+    assert all(c.macs == L * 3 * 32 * 64 // 2 for c in tiled.chiplets)
+    assert fse.cycles < whole.cycles and tiled.cycles < whole.cycles
 
 
 def test_slice_engine_pipeline_fills_the_mac_array():

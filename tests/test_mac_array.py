@@ -6,7 +6,7 @@ import pytest
 from hw.mac_array import MacArray
 from hw.slice_layout import weight_byte
 from scheduler.golden import wrap_int32
-from sim.amaranth_sim import assert_rejects, run_testbench
+from sim.rtl.amaranth_sim import assert_rejects, run_testbench
 
 
 def beat(act, block, first, last, tag):

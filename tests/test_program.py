@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from hw import isa
 from hw.config import TileConfig
 from scheduler import golden, presets, program, routing
-from scheduler.plan import STRATEGIES
+from scheduler.plan import STRATEGIES, FitError
 from scheduler.program import ProgramError
 from scheduler.strategies import build_plan
 
@@ -48,7 +48,7 @@ def test_encoded_plans_round_trip_through_file_and_text(tmp_path_factory, strate
                                                         layout):
     m = presets.get_model(model)
     trace = routing.zipf(tokens, m.num_experts, m.top_k, skew, seed=seed)
-    plan = build_plan(strategy, m, HW, trace, layout=layout)
+    plan = build_plan(strategy, m, HW, trace, layout=layout if strategy.startswith("fse-dp") else None)
     progs = program.encode_plan(plan, golden.random_layer(m.num_experts, m.d_model, m.d_ff, seed), TileConfig())
     path = tmp_path_factory.mktemp("p") / "layer.fsedp"
     program.write_programs(progs, path)
@@ -72,7 +72,7 @@ def test_encoded_controller_holds_the_plan():
     ops = controller_ops(progs, 2)
     regs = {o["reg"]: o["value"] for op, o in ops if op is isa.Opcode.SET}
     assert regs[isa.Reg.SUCCESSOR] == plan.successor[2] and regs[isa.Reg.RING_LEN] == 4
-    assert regs[isa.Reg.SLOT_WORDS] * 64 == plan.slot_bytes and regs[isa.Reg.SLOTS] == 12
+    assert regs[isa.Reg.SLOT_WORDS] * 64 == plan.slot_bytes and regs[isa.Reg.SLOTS] == plan.slots == 16
     assert regs[isa.Reg.ARRIVALS] == 8 * TINY.slices        # every slice visits every chiplet
     lut = [b for op, o in ops if op is isa.Opcode.LUT for b in o["values"]]
     assert np.array_equal(np.array(lut, dtype=np.uint8).view(np.int8), layer.quant.silu)
@@ -101,20 +101,36 @@ def test_ep_programs_send_tokens_and_expect_results():
 def test_plan_that_overflows_a_buffer_is_rejected():
     trace = routing.uniform(16, 8, 2, seed=1)
     layer = golden.random_layer(8, 32, 64)
+    whole = build_plan("ep-whole", TINY, HW, trace)
+    with pytest.raises(FitError, match=r"^ep-whole does not fit: it needs 12 KiB of weight buffer \(2 slot\(s\) of "
+                                       r"6 KiB\); the weight buffer holds 6.25 KiB$"):
+        program.encode_plan(whole, layer, TileConfig(weight_words=100))
     ep = build_plan("ep", TINY, HW, trace)
-    with pytest.raises(ProgramError, match="2 slots of 96 words exceed the weight buffer's 100 words"):
-        program.encode_plan(ep, layer, TileConfig(weight_words=100))
-    with pytest.raises(ProgramError, match=r"chiplet \d: \d+ token rows exceed the token buffer's 2"):
+    with pytest.raises(FitError, match=r"chiplet \d needs \d+ token rows; the token buffer has 2"):
         program.encode_plan(ep, layer, TileConfig(token_rows=2))
-    with pytest.raises(ProgramError, match="token-table entries exceed"):
+    with pytest.raises(FitError, match=r"needs \d+ token-table entries; the table has 3"):
         program.encode_plan(ep, layer, TileConfig(table_entries=3))
-    with pytest.raises(ProgramError, match="program of .* words exceeds the program memory's 50"):
+    with pytest.raises(FitError, match="program of .* words exceeds the program memory's 50"):
         program.encode_plan(ep, layer, TileConfig(program_words=50))
-    with pytest.raises(ProgramError, match="hidden size d 32 exceeds"):
+    with pytest.raises(FitError, match="hidden size d 32 exceeds"):
         program.encode_plan(ep, layer, TileConfig(d_max=16))
+    with pytest.raises(FitError, match="16 slots exceed the router's slot table of 8"):
+        program.encode_plan(ep, layer, TileConfig(max_slots=8))
     odd = build_plan("fse-dp", TINY, HW, trace, slices=16)     # 4 columns per slice
-    with pytest.raises(ProgramError, match="slice columns f/S 4 must be a multiple of the MAC array"):
+    with pytest.raises(FitError, match="slice columns f/S 4 must be a multiple of the MAC array"):
         program.encode_plan(odd, layer, TileConfig())
+
+
+def test_remote_uses_count_every_tile_applied_to_a_received_token():
+    trace = routing.uniform(16, 8, 2, seed=1)
+    plan = build_plan("ep", TINY, HW, trace)
+    progs = program.encode_plan(plan, golden.random_layer(8, 32, 64), TileConfig())
+    for c in range(4):
+        uses = {o["row"]: o["uses"] for op, o in controller_ops(progs, c) if op is isa.Opcode.REMOTE}
+        assert uses == plan.remote_uses(c)
+        for (src, t), r in plan.remote_rows[c].items():
+            tiles = plan.tiles(c)
+            assert uses[r] == sum(len(tiles.get(int(e), ())) for e in trace.experts[t])
 
 
 @pytest.mark.parametrize("text,message", [

@@ -12,7 +12,7 @@ import pytest
 from scheduler import presets, routing, strategies
 from scheduler.routing import RoutingTrace
 from sim import cli, grid, realstats, report
-from sim.bound import lower_bound, plan_bound
+from sim.eval.bound import lower_bound, plan_bound
 from sim.results import ChipletCounters, RunResult
 
 # ----------------------------------------------------------------------------- bound

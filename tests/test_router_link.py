@@ -7,8 +7,8 @@ from hw.link import Link, rate_for
 from hw.packets import token_packet
 from hw.router import Dir
 from scheduler.presets import get_hardware
-from sim.amaranth_sim import assert_rejects
-from sim.router_harness import MeshBench, until
+from sim.rtl.amaranth_sim import assert_rejects
+from sim.rtl.router_harness import MeshBench, until
 
 
 def _drive(link, cycles, *, offer=lambda c: True, credit=lambda c: 0):

@@ -3,8 +3,8 @@
 from hw.packets import (VC_SLOT, VC_TILE, Agent, PacketKind, control_packet, parse_packet, slice_packet,
                         token_packet, result_packet)
 from hw.router import Dir, Router, RouterError, input_channel_names
-from sim.amaranth_sim import assert_rejects
-from sim.router_harness import RouterBench, ticks, until
+from sim.rtl.amaranth_sim import assert_rejects
+from sim.rtl.router_harness import RouterBench, ticks, until
 
 LB = 16
 

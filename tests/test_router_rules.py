@@ -11,7 +11,7 @@ from hw.packets import (VC_SLOT, Agent, Flag, PacketKind, control_packet, parse_
                         weight_packet)
 from hw.router import Dir, RouterError
 from hw.slot_table import SlotState
-from sim.router_harness import MeshBench, RouterBench, ticks, until
+from sim.rtl.router_harness import MeshBench, RouterBench, ticks, until
 
 LB = 16
 

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from hw.packets import VC_SLOT, PacketKind, control_packet, parse_packet, slice_packet
 from hw.router import Router
 from hw.sram import WeightBuffer
-from sim.router_harness import LinkPeer, Recorder, configure, simulate, until
+from sim.rtl.router_harness import LinkPeer, Recorder, configure, simulate, until
 
 LB = 16
 

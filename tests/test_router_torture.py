@@ -1,6 +1,6 @@
 """Torture runs of the router mesh under Verilator: random slice, weight-load and token
 traffic with random stalls on every port, every packet checked (see
-``sim.benches.router_mesh``).  The ring configuration is checked statically first.
+``sim.rtl.benches.router_mesh``).  The ring configuration is checked statically first.
 
 Default runs: 2x2 with over a million delivered flits, 3x3 (whose ring has a two-hop
 edge routed through another router) with one ring and with two group rings.  Longer runs:
@@ -13,7 +13,7 @@ import pytest
 
 from hw.topology import check_configuration
 from scheduler.ring import mesh_ring
-from sim.benches.router_mesh import node_params_for, plan_run, run_torture
+from sim.rtl.benches.router_mesh import node_params_for, plan_run, run_torture
 
 SCALE = float(os.environ.get("FSEDP_ROUTER_SCALE", "1"))
 
@@ -83,7 +83,7 @@ def test_bench_payload_hash_matches_its_software_mirror():
     from amaranth.hdl import Module, Signal
     from amaranth.sim import Simulator
 
-    from sim.benches.router_mesh import _hash_hdl, bench_hash, payload_flit
+    from sim.rtl.benches.router_mesh import _hash_hdl, bench_hash, payload_flit
 
     m = Module()
     word = Signal(96)

@@ -7,8 +7,8 @@ import pytest
 from hw.slice_engine import SliceEngine
 from hw.slice_layout import Projection, slice_words, word_order
 from hw.tile_datapath import TileDatapath
-from sim.amaranth_sim import TileDriver, assert_rejects, run_testbench, stream_put
-from sim.datapath_workload import DatapathWorkload
+from sim.rtl.amaranth_sim import TileDriver, assert_rejects, run_testbench, stream_put
+from sim.rtl.datapath_workload import DatapathWorkload
 
 
 def small_tile(rows=8, cols=8, **overrides):

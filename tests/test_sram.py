@@ -5,7 +5,7 @@ import pytest
 
 from hw import slice_layout
 from hw.sram import AccOp, AccumulatorBuffer, TokenBuffer, WeightBuffer
-from sim.amaranth_sim import assert_rejects, run_testbench, stream_get, stream_put
+from sim.rtl.amaranth_sim import assert_rejects, run_testbench, stream_get, stream_put
 
 
 async def read_word(ctx, port, slot, word):

@@ -21,8 +21,9 @@ def trace_of(experts):
 
 
 def execute(plan, layer, x):
-    """Apply a plan's jobs in numpy: each chiplet applies every slice of each of its
-    experts to the listed token-buffer rows; EP results travel back and are added."""
+    """Apply a plan's jobs in numpy: each chiplet applies the slices (tiles) of each of its
+    experts that it receives to the listed token-buffer rows; EP results travel back and
+    are added."""
     L, d = x.shape
     buffers = {}
     for c in range(plan.num_chiplets):
@@ -42,7 +43,7 @@ def execute(plan, layer, x):
                 continue
             rows = np.array([r for r, _ in entries])
             q = np.array([g for _, g in entries])
-            for s in range(plan.slices):
+            for s in plan.tiles(c)[e]:
                 cols = golden.slice_columns(layer.d_ff, plan.slices, s)
                 acc[c][rows] += golden.apply_slice(layer, e, cols, buffers[c][rows], q)
     out = np.zeros((L, d), dtype=np.int64)
@@ -88,36 +89,55 @@ def test_one_hot_expert_fse_dp_streams_only_its_slices_to_every_chiplet():
     assert [s[0].dst for s in plan.streams] == list(HW.dram_chiplets)
     assert all(plan.jobs[c] == {2: ((0, 255), (1, 255))} for c in range(4))
     assert plan.successor == (1, 3, 0, 2)
-    assert plan.slot_bytes == MODEL.expert_bytes // 4 and plan.slots == HW.slice_slots
+    # 12 KiB of weight buffer holds 64 slices of 192 B: the slot table's 16
+    assert plan.slot_bytes == MODEL.expert_bytes // 4 and plan.slots == HW.max_slots == 16
 
 
-def test_one_hot_expert_ep_loads_it_once_and_gathers_all_tokens():
-    plan = build_plan("ep", MODEL, HW, trace_of([[2]] * 8))
-    assert plan.placement == {2: 0}
+def test_one_hot_expert_ep_whole_loads_it_once_and_gathers_all_tokens():
+    plan = build_plan("ep-whole", MODEL, HW, trace_of([[2]] * 8))
+    assert plan.placement == {2: (0,)}
     assert [t for s in plan.streams for t in s] == [plan.streams[0][0]]
     assert plan.streams[0][0].dst == 0 and plan.slices == 1 and plan.slot_bytes == MODEL.expert_bytes
     assert len(plan.token_sends) == 6       # the 6 tokens not resident on chiplet 0
     assert len(plan.jobs[0][2]) == 8
 
 
-def test_hydra_places_expert_where_its_tokens_live():
-    # tokens 6 and 7 live on chiplet 3 (blocks of two); both use expert 1
-    routing = [[0], [0], [0], [0], [0], [0], [1], [1]]
-    plan = build_plan("hydra", MODEL, HW, trace_of(routing))
-    assert plan.placement[1] == 3
-    assert all(s.experts != (1,) for s in plan.token_sends)
+def test_one_hot_expert_ep_splits_it_over_every_chiplet():
+    """One active expert, four chiplets: tiled EP gives each chiplet a quarter of its FFN
+    columns (one of the four tiles), every token goes to the three other chiplets, and
+    every channel streams one tile (striped), relayed to chiplets other than its own."""
+    plan = build_plan("ep", MODEL, HW, trace_of([[2]] * 8))
+    assert plan.slices == 4 and plan.placement == {2: (0, 1, 2, 3)}
+    assert [plan.tiles(c) for c in range(4)] == [{2: (s,)} for s in range(4)]
+    assert [len(s) for s in plan.streams] == [1, 1, 1, 1]
+    assert len(plan.token_sends) == 8 * 3
+    kinds = [plan.stream_kind(ch, t) for ch, s in enumerate(plan.streams) for t in s]
+    assert kinds.count("RELAY") == sum(t.dst != HW.dram_chiplets[ch] for ch, s in enumerate(plan.streams)
+                                       for t in s)
+    assert all(plan.remote_uses(c) == {r: 1 for r in plan.remote_rows[c].values()} for c in range(4))
 
 
-def test_hydra_prefers_a_chiplet_with_a_free_expert_slot():
-    # Experts 0..3 have one token each, all on chiplet 0; experts 4..7 two tokens each
-    # elsewhere.  Capacity is ceil(8 experts / 4 chiplets) = 2 per chiplet: the first two
-    # of experts 0..3 in paired order (3, then 2) get chiplet 0, the others go elsewhere.
-    routing = [[0, 1], [2, 3], [4, 5], [6, 7], [4, 5], [6, 7], [4, 5], [6, 7]]
-    plan = build_plan("hydra", MODEL2, HW, trace_of(routing))
-    assert plan.expert_order == (4, 3, 5, 2, 6, 1, 7, 0)
-    assert plan.placement[3] == 0 and plan.placement[2] == 0
-    assert plan.placement[1] != 0 and plan.placement[0] != 0
-    assert max(list(plan.placement.values()).count(c) for c in range(4)) == 2
+def test_hydra_places_experts_where_their_tokens_live():
+    """Chiplet c's two tokens use expert 3 - c: Hydra computes each expert where its tokens
+    are (no token moves); EP, blind to token homes, fills chiplets in expert order."""
+    routing = [[3 - t // 2] for t in range(8)]
+    hydra = build_plan("hydra", MODEL, HW, trace_of(routing))
+    assert hydra.placement == {e: (3 - e,) for e in range(4)} and not hydra.token_sends
+    ep = build_plan("ep", MODEL, HW, trace_of(routing))
+    assert ep.placement == {e: (e,) for e in range(4)} and len(ep.token_sends) == 8
+
+
+@pytest.mark.parametrize("strategy", ["ep", "hydra"])
+@pytest.mark.parametrize("seed", range(5))
+def test_tiled_ep_balances_work_to_within_a_tile(strategy, seed):
+    trace = zipf(40, 8, 2, 1.3, seed=seed)
+    plan = build_plan(strategy, MODEL2, HW, trace)
+    counts = trace.tokens_per_expert(8)
+    work = [sum(len(t) * counts[e] for e, t in plan.tiles(c).items()) for c in range(4)]
+    assert sum(work) == plan.slices * sum(counts)
+    assert max(work) - min(work) <= max(counts)
+    # every tile streamed once, each channel an equal share (S is a multiple of 4 channels)
+    assert sorted(len(s) for s in plan.streams) == [len(plan.expert_order) * plan.slices // 4] * 4
 
 
 def test_all_tokens_on_one_chiplet():
@@ -160,6 +180,10 @@ def test_bad_options_are_rejected():
         build_plan("fse-dp", MODEL2, HW, trace, layout="zigzag")
     with pytest.raises(ValueError, match="top-2 but the model uses top-1"):
         build_plan("ep", MODEL, HW, trace)
+    with pytest.raises(PlanError, match="--layout does not apply to ep:"):
+        build_plan("ep", MODEL2, HW, trace, layout="contiguous")
+    with pytest.raises(PlanError, match="--slices does not apply to ep-paper: it loads whole experts"):
+        build_plan("ep-paper", MODEL2, HW, trace, slices=2)
 
 
 @pytest.mark.parametrize("rows,cols", [(2, 2), (3, 3), (4, 4), (2, 3), (1, 3)])

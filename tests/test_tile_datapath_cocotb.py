@@ -13,7 +13,7 @@ from scheduler.presets import get_hardware
 from cocotb_tools.runner import get_results
 
 from sim import cli
-from sim.toolchain import build, build_dir_for, setup_environment, to_verilog, write_if_changed
+from sim.rtl.toolchain import build, build_dir_for, setup_environment, to_verilog, write_if_changed
 
 DEFAULT_TILE = tile_parameters(get_hardware("rtl-2x2"))
 
@@ -56,7 +56,7 @@ def test_tile_datapath_matches_golden_for_random_shapes(hdl_sim, tmp_path):
     shapes.append({"d": 32, "f": 64, "slices": 1, "experts": 3, "tokens": 6, "top_k": 2, "slots": 2,
                    "seed": 7, "random_initial": False, "skew": 1.0})
     runner, bdir = build_tile(hdl_sim, params)
-    results = runner.test(hdl_toplevel="tile_datapath", test_module="sim.benches.datapath_bench",
+    results = runner.test(hdl_toplevel="tile_datapath", test_module="sim.rtl.benches.datapath_bench",
                           build_dir=str(bdir), test_dir=str(tmp_path),
                           extra_env={"FSEDP_TILE": json.dumps(params), "FSEDP_SHAPES": json.dumps(shapes)})
     assert get_results(results) == (3, 0)  # every cocotb test in the module ran and passed

@@ -3,7 +3,7 @@
 import pytest
 
 from hw.requant import Requantizer
-from sim.toolchain import build, build_dir_for, to_verilog, write_if_changed
+from sim.rtl.toolchain import build, build_dir_for, to_verilog, write_if_changed
 
 
 @pytest.mark.cocotb
@@ -12,7 +12,7 @@ def test_requantizer_cocotb_matches_golden(hdl_sim, tmp_path):
     src = bdir / "requantizer.v"
     write_if_changed(src, to_verilog(Requantizer(width=32), "requantizer"))
     runner = build([src], "requantizer", bdir, sim=hdl_sim)
-    runner.test(hdl_toplevel="requantizer", test_module="sim.benches.requant_bench", build_dir=str(bdir),
+    runner.test(hdl_toplevel="requantizer", test_module="sim.rtl.benches.requant_bench", build_dir=str(bdir),
                 test_dir=str(tmp_path), extra_env={"FSEDP_BENCH_SEED": "1"})
 
 

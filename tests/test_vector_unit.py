@@ -5,7 +5,7 @@ import numpy as np
 
 from hw.vector_unit import VectorUnit
 from scheduler import golden
-from sim.amaranth_sim import assert_rejects, run_testbench, stream_get, stream_put
+from sim.rtl.amaranth_sim import assert_rejects, run_testbench, stream_get, stream_put
 
 LANES = 4
 

@@ -18,16 +18,17 @@ def test_expected_accumulators_reassemble_the_golden_output(strategy, routing):
     for t in range(plan.trace.num_tokens):
         out[t] = w.expected[plan.token_home[t]][plan.token_row[t]]
     assert np.array_equal(golden.wrap_int32(out), w.output)
-    # EP/Hydra: a token's output is its home experts' partial plus the received rows
-    # that other chiplets computed for it and sent back.
+    # EP family: a token's output is the partial of the tiles its home chiplet computes
+    # plus the received rows that other chiplets computed for it and sent back.
     if plan.placement:
         gate_q = golden.quantize_gate_weights(plan.trace.weights)
         for t in range(plan.trace.num_tokens):
             total = np.zeros(w.output.shape[1], dtype=np.int64)
+            home_tiles = plan.tiles(plan.token_home[t])
             for rank, e in enumerate(plan.trace.experts[t]):
-                if plan.placement[int(e)] == plan.token_home[t]:
-                    total += golden.apply_slice(w.layer, int(e), np.arange(w.layer.d_ff), w.tokens[t:t + 1],
-                                                gate_q[t:t + 1, rank])[0]
+                for s in home_tiles.get(int(e), ()):
+                    cols = golden.slice_columns(w.layer.d_ff, plan.slices, s)
+                    total += golden.apply_slice(w.layer, int(e), cols, w.tokens[t:t + 1], gate_q[t:t + 1, rank])[0]
             for s in plan.token_sends:
                 if s.token == t:
                     total += w.expected[s.dst][plan.remote_rows[s.dst][(s.src, t)]]
@@ -38,11 +39,25 @@ def test_expected_accumulators_reassemble_the_golden_output(strategy, routing):
 
 
 def test_image_that_does_not_fit_dram_is_rejected():
+    import dataclasses
+
     from hw.config import SystemConfig
     from scheduler import presets
-    from scheduler.program import ProgramError
+    from scheduler.plan import FitError
 
-    small = SystemConfig.from_preset(presets.get_hardware("rtl-2x2"), dram_words=10)
-    with pytest.raises(ProgramError, match="DRAM channel 0: image of .* words exceeds its 10 words"):
+    small = dataclasses.replace(SystemConfig.from_preset(presets.get_hardware("rtl-2x2")), dram_words=10)
+    with pytest.raises(FitError, match=r"ep does not fit: DRAM channel 0 holds .* of weights for this plan; "
+                                       r"the channel has 640 B"):
         prepare(preset="rtl-2x2", model="tiny-8x2", tokens=8, routing_spec="uniform", strategy="ep",
                 system=small)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_both_engines_check_the_plan_before_anything_runs(strategy):
+    """The fit check runs without data too (the fast engine's path), with the same message."""
+    from scheduler.plan import FitError
+
+    for with_data in (True, False):
+        with pytest.raises(FitError, match=f"^{strategy} does not fit: "):
+            prepare(preset="rtl-2x2", model="tiny-8x2", tokens=4, routing_spec="uniform", strategy=strategy,
+                    sram=512, with_data=with_data)

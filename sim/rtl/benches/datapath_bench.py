@@ -10,7 +10,7 @@ Parameters come from the environment (set by the pytest wrapper through
     JSON of the TileDatapath constructor arguments the Verilog was built with.
 ``FSEDP_SHAPES``
     JSON list of workloads, each ``{"d", "f", "slices", "experts", "tokens", "top_k",
-    "slots", "seed", "random_initial"}`` (see ``sim.datapath_workload.DatapathWorkload``).
+    "slots", "seed", "random_initial"}`` (see ``sim.rtl.datapath_workload.DatapathWorkload``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from hw import slice_layout
 from hw.sram import AccOp
 from hw.tile_datapath import TileDatapath
-from sim.datapath_workload import DatapathWorkload, decode_words, encode
+from sim.rtl.datapath_workload import DatapathWorkload, decode_words, encode
 
 __all__ = ["TileBench"]
 

@@ -736,12 +736,12 @@ class MeshTop(wiring.Component):
 
 
 def node_verilog(**params) -> str:
-    from sim.toolchain import to_verilog
+    from sim.rtl.toolchain import to_verilog
     return to_verilog(ChipletNode(**params), "router_node")
 
 
 def top_verilog(rows: int, cols: int) -> str:
-    from sim.toolchain import to_verilog
+    from sim.rtl.toolchain import to_verilog
     return to_verilog(MeshTop(rows=rows, cols=cols), f"router_mesh_{rows}x{cols}")
 
 
@@ -914,7 +914,7 @@ def node_params_for(preset_name: str = "rtl-2x2") -> dict:
 def build_mesh(rows: int, cols: int, *, sim: str = "verilator", **node_params):
     """Generate and build the torture top; one build directory per configuration.
     Returns ``(runner, build_dir, toplevel)``."""
-    from sim.toolchain import build, build_dir_for, write_if_changed
+    from sim.rtl.toolchain import build, build_dir_for, write_if_changed
     p = {"link_latency": 2, "link_rate": (45, 64), **node_params}
     tag = f"router_mesh_{rows}x{cols}_l{p['link_latency']}_r{p['link_rate'][0]}-{p['link_rate'][1]}_h"
     bdir = build_dir_for(sim, tag)
@@ -930,7 +930,7 @@ def build_mesh(rows: int, cols: int, *, sim: str = "verilator", **node_params):
 def run_torture(plan: dict, *, sim: str = "verilator", test_dir, max_cycles: int = 20_000_000,
                 watchdog: int = 20_000, **node_params) -> dict:
     """Build (cached) and run one torture plan; returns the result dictionary (see
-    ``sim.benches.router_torture_bench``), with ``failures`` empty on success."""
+    ``sim.rtl.benches.router_torture_bench``), with ``failures`` empty on success."""
     import json
     import pathlib
     runner, bdir, toplevel = build_mesh(plan["rows"], plan["cols"], sim=sim, **node_params)
@@ -940,7 +940,7 @@ def run_torture(plan: dict, *, sim: str = "verilator", test_dir, max_cycles: int
     if result_path.exists():
         result_path.unlink()
     plan_json = json.dumps({**plan, "nodes": [{int(k): v for k, v in regs.items()} for regs in plan["nodes"]]})
-    runner.test(hdl_toplevel=toplevel, test_module="sim.benches.router_torture_bench", build_dir=str(bdir),
+    runner.test(hdl_toplevel=toplevel, test_module="sim.rtl.benches.router_torture_bench", build_dir=str(bdir),
                 test_dir=str(test_dir), extra_env={
                     "FSEDP_ROUTER_PLAN": plan_json, "FSEDP_ROUTER_RESULT": str(result_path),
                     "FSEDP_ROUTER_MAX_CYCLES": str(max_cycles), "FSEDP_ROUTER_WATCHDOG": str(watchdog)})

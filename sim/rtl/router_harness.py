@@ -3,7 +3,7 @@ compute delays, token injection and ejection), a DRAM channel, and link neighbou
 driven once per cycle by one async testbench per router.
 
 Everything here is for short directed tests (hundreds to a few thousand cycles); the
-long random runs use the synthesizable stand-ins of ``sim.benches.router_mesh`` under
+long random runs use the synthesizable stand-ins of ``sim.rtl.benches.router_mesh`` under
 Verilator.
 """
 

@@ -23,8 +23,8 @@ from hw.config import SystemConfig
 from scheduler import golden
 
 from . import toolchain
-from .results import ChipletCounters, RunResult
-from .workload import Workload
+from sim.results import ChipletCounters, RunResult
+from sim.workload import Workload
 
 __all__ = ["build", "run", "Build", "SimulationStalled"]
 
@@ -191,7 +191,7 @@ def run(workloads: list[Workload], config: SystemConfig | None = None, *, waves:
 
         def simulate():
             try:
-                b.runner.test(hdl_toplevel="system", test_module="sim.benches.system_bench",
+                b.runner.test(hdl_toplevel="system", test_module="sim.rtl.benches.system_bench",
                               build_dir=str(b.directory), test_dir=str(tmp), waves=bool(waves), log_file=str(log),
                               extra_env={"FSEDP_JOB": str(tmp / "job.json"), "FSEDP_PROGRESS": str(status)})
             except BaseException as exc:      # reported below, in the caller's thread

@@ -1,5 +1,5 @@
 """cocotb bench: random slice, weight and token traffic with random stalls on a mesh of
-routers (``sim.benches.router_mesh.MeshTop``); the checking is in HDL, Python only
+routers (``sim.rtl.benches.router_mesh.MeshTop``); the checking is in HDL, Python only
 configures the nodes, waits for one of done / watchdog / error, and reads the counters.
 
 The run plan comes in as JSON in ``FSEDP_ROUTER_PLAN``; results (counters of every node,
@@ -14,7 +14,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer, FallingEdge
 
-from sim.benches.router_mesh import READ_FIELDS, check_run, stall_report
+from sim.rtl.benches.router_mesh import READ_FIELDS, check_run, stall_report
 
 
 async def _write(dut, node, addr, value):

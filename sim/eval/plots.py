@@ -1,6 +1,6 @@
 """PNG plots of a report (matplotlib, Agg backend: no display needed).
 
-Every function takes the report's per-point rows (see :func:`sim.report.point_row`) and
+Every function takes the report's per-point rows (see :func:`sim.eval.report.point_row`) and
 writes one PNG; none computes a metric of its own.
 """
 

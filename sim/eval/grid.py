@@ -8,7 +8,7 @@ paper-3x3 and paper-4x4, with the fast engine.
 Each point is written as ``DIR/<preset>__<model>__<routing>__L<L>.json`` in the format of
 ``fsedp compare --json`` (``runs``, ``summary``, ``all_bit_exact``) plus a ``point`` object:
 the routing label, the spec it resolved to and where its statistics came from, and the
-layer's lower bound (:mod:`sim.bound`). ``DIR/index.json`` lists the grid's flags, the
+layer's lower bound (:mod:`sim.eval.bound`). ``DIR/index.json`` lists the grid's flags, the
 routing used per model and every point written so far (rewritten after each batch, so a
 stopped grid leaves a usable folder).
 """
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from scheduler import presets, routing
 from scheduler.plan import STRATEGIES
 
-from . import results
+from sim import results
 from .bound import plan_bound
 from .realstats import DOMAINS, real_routing
 
@@ -161,7 +161,7 @@ def _engine(name: str):
 
 
 def _workloads(point: Point, engine: str, seed: int) -> list:
-    from .workload import prepare
+    from sim.workload import prepare
 
     return [prepare(preset=point.preset, model=point.model, tokens=point.tokens, routing_spec=point.spec,
                     strategy=s, seed=seed, with_data=engine == "rtl") for s in STRATEGIES]

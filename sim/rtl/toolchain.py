@@ -18,7 +18,7 @@ import shutil
 __all__ = ["setup_environment", "to_verilog", "write_if_changed", "build_dir_for", "get_runner",
            "build", "build_lock", "ROOT", "SIMULATORS"]
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SIMULATORS = ("verilator", "icarus")
 _VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
 _done = False

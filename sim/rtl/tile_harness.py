@@ -12,7 +12,7 @@ from hw.controller import Controller, acc_row_from_beats, host_acc_read, host_pr
 from hw.packets import parse_packet
 from hw.tile import connect_controller
 from hw.tile_datapath import TileDatapath
-from sim.amaranth_sim import stream_get, stream_put
+from sim.rtl.amaranth_sim import stream_get, stream_put
 
 __all__ = ["ControllerTop", "load_program", "load_tokens", "read_accumulators", "put_packet",
            "pulse", "prologue", "lut_lines", "PacketMonitor"]

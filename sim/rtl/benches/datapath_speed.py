@@ -21,7 +21,7 @@ from cocotb.utils import get_sim_time
 
 from hw import slice_layout
 from scheduler import golden
-from sim.benches.datapath_bench import TileBench
+from sim.rtl.benches.datapath_bench import TileBench
 
 
 def case_data(d, fs, tokens, seed=0):

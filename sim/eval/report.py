@@ -86,7 +86,7 @@ def point_bound(doc: dict, hw) -> dict | None:
     stored = (doc.get("point") or {}).get("bound") or {}
     if "unique_weight_bytes" in stored and "macs" in stored:
         return lower_bound(stored["unique_weight_bytes"], stored["macs"], hw)
-    from .workload import prepare
+    from sim.workload import prepare
 
     cfg = doc["runs"][0]["config"]
     try:

@@ -147,7 +147,7 @@ class TileDriver:
         return cycles
 
     async def run_workload(self, ctx, workload, jobs=None):
-        """Load a :class:`sim.datapath_workload.DatapathWorkload` through the ports (SiLU
+        """Load a :class:`sim.rtl.datapath_workload.DatapathWorkload` through the ports (SiLU
         table, tokens, initial accumulators, token list), then for each job write its
         slice into its slot and run it; return the accumulators (tokens x d) and the
         cycles of each job."""
