@@ -233,10 +233,11 @@ def slice_packet(link_bytes: int, *, expert: int, slice: int, payload: bytes, sr
 
 
 def weight_packet(link_bytes: int, *, expert: int, slice: int, dst: int, payload: bytes,
-                  src: int = 0, slot: int = 0) -> list[int]:
-    """A WEIGHT packet: a whole expert or a slice loaded into one chiplet's slot."""
+                  src: int = 0, slot: int = 0, flags: int = 0) -> list[int]:
+    """A WEIGHT packet: a whole expert or a tile loaded into one chiplet's slot (``flags``
+    :data:`Flag.RELAY` from a DRAM channel: staged in its own chiplet first)."""
     return build_packet(link_bytes, payload, kind=PacketKind.WEIGHT, src=src, dst=dst, expert=expert,
-                        slice=slice, slot=slot)
+                        slice=slice, slot=slot, flags=int(flags))
 
 
 def control_packet(link_bytes: int, kind: PacketKind, *, src: int, dst: int, slot: int = 0,

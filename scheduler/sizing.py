@@ -12,9 +12,16 @@ the same rule, so that at one budget they run on slots of the same size:
 - K: as many slots as the budget holds, at most the router's slot table.  FSE-DP needs
   two (rule R6: DRAM injects only into two free slots), EP and Hydra one.
 
-Whole-expert strategies use S = 1: ``ep-whole`` as many whole-expert slots as fit (at
-least one); ``ep-paper`` the reference model's two expert buffers, of which a load
-needs both free, so it needs the space of two experts and uses one slot at a time.
+Whole-expert strategies: ``ep-whole`` uses S = 1 and as many whole-expert slots as fit
+(at least one; an expert must fit one packet).  ``ep-paper`` provisions the reference
+model's two whole-expert buffers, of which a load needs both free, so it needs the space
+of two experts and holds one at a time: one slot, through which an expert too large for
+one packet's length field streams as the fewest equal tiles that fit (S > 1), each loaded
+only once the previous one is computed, so loads never overlap compute either way.
+
+:func:`paper_budget` is each strategy's weight buffer in the paper's reference model:
+``slot_target`` (12) micro-slices of the model's S for the slice-streaming strategies, two
+whole experts for the whole-expert ones.
 
 A budget that cannot hold what a strategy needs, or a slot that exceeds a field, raises
 :class:`scheduler.plan.FitError` naming both.
@@ -32,8 +39,8 @@ from hw.packets import Header
 from .plan import FitError, PlanError
 from .presets import HardwarePreset, ModelPreset, format_size
 
-__all__ = ["Sizing", "size_plan", "aligned_slices", "slice_candidates", "WHOLE_EXPERT", "MIN_SLOTS",
-           "field_max"]
+__all__ = ["Sizing", "size_plan", "aligned_slices", "slice_candidates", "paper_budget", "WHOLE_EXPERT",
+           "MIN_SLOTS", "field_max"]
 
 #: Strategies that load whole experts (S = 1).
 WHOLE_EXPERT = ("ep-whole", "ep-paper")
@@ -101,6 +108,18 @@ def _budget(hw: HardwarePreset) -> str:
     return f"the weight buffer holds {format_size(hw.weight_sram_bytes)} per chiplet (--sram)"
 
 
+def paper_budget(strategy: str, model: ModelPreset, hw: HardwarePreset) -> int:
+    """The weight buffer per chiplet the paper's reference model gives ``strategy``
+    (docs/fsedp.md section 4), in bytes: two whole experts for ``ep-whole`` and
+    ``ep-paper``; ``slot_target`` micro-slices of the model's default S (moved to whole
+    MAC-array blocks) for the others.  Rounded up to whole weight words."""
+    if strategy in WHOLE_EXPERT:
+        need = EP_PAPER_BUFFERS * model.expert_bytes
+    else:
+        need = hw.slot_target * (model.expert_bytes // aligned_slices(model, hw))
+    return -(-need // hw.word_bytes) * hw.word_bytes
+
+
 def size_plan(strategy: str, model: ModelPreset, hw: HardwarePreset, slices: int | None = None) -> Sizing:
     """S and K of ``strategy`` for ``model`` on ``hw`` (its weight budget); ``slices``
     overrides S where the strategy streams slices or tiles."""
@@ -121,10 +140,13 @@ def size_plan(strategy: str, model: ModelPreset, hw: HardwarePreset, slices: int
                     f"{format_size(need)})" if strategy == "ep-paper" else
                     f"a slot of one whole expert ({format_size(slot)})")
             raise FitError(f"{strategy} does not fit: it needs {what}; {_budget(hw)}")
+        if strategy == "ep-paper":
+            chunks = next((s for s in slice_candidates(model, hw) if _flits_ok(model.expert_bytes // s, link)), None)
+            if chunks is None:
+                raise _length_error(strategy, slot, link, "a whole expert")
+            return Sizing(chunks, 1, model.expert_bytes // chunks, need)
         if not _flits_ok(slot, link):
             raise _length_error(strategy, slot, link, "a whole expert")
-        if strategy == "ep-paper":
-            return Sizing(1, 1, slot, need)
         k = min(budget // slot, table)
         return Sizing(1, k, slot, k * slot)
     need_slots = MIN_SLOTS[strategy]

@@ -269,8 +269,9 @@ def _ep_whole(strategy, model, hw, trace, size: Sizing) -> Plan:
     destination, SEQUENTIAL load order): the active experts are dealt round-robin to the
     channels in id order and each channel loads its experts, in order, into its own
     chiplet, one at a time (the plan has one slot of the two-expert budget; the next load
-    starts when that expert's compute is done).  Tokens go to the expert's chiplet; results
-    come back home.
+    starts when that expert's compute is done; an expert larger than one packet streams as
+    S equal tiles through that one slot, each loaded after the previous one is computed).
+    Tokens go to the expert's chiplet; results come back home.
     """
     counts = trace.tokens_per_expert(model.num_experts)
     order = expert_order(counts, paired=False)
@@ -283,7 +284,7 @@ def _ep_whole(strategy, model, hw, trace, size: Sizing) -> Plan:
         for i, e in enumerate(order):
             ch = i % hw.dram_channels
             placement[e] = hw.dram_chiplets[ch]
-            streams[ch].append(Transfer(e, 0, placement[e]))
+            streams[ch] += [Transfer(e, s, placement[e]) for s in range(size.slices)]
     else:
         nearest = nearest_channels(hw)
         for i, e in enumerate(order):
@@ -292,7 +293,7 @@ def _ep_whole(strategy, model, hw, trace, size: Sizing) -> Plan:
             streams[ch].append(Transfer(e, 0, placement[e]))
     chips_of = {e: (c,) for e, c in placement.items()}
     sends, remote_rows, jobs = _dispatch(trace, home, row, gate_q, order, chips_of, n)
-    return Plan(strategy=strategy, model=model, hardware=hw, trace=trace, slices=1,
+    return Plan(strategy=strategy, model=model, hardware=hw, trace=trace, slices=size.slices,
                 token_home=tuple(home), token_row=tuple(row), expert_order=tuple(order),
                 streams=tuple(tuple(s) for s in streams), jobs=jobs, slot_bytes=size.slot_bytes,
                 slots=size.slots, buffer_bytes=size.buffer_bytes, placement=chips_of,

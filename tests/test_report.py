@@ -11,7 +11,9 @@ import pytest
 
 from scheduler import presets, routing, strategies
 from scheduler.routing import RoutingTrace
-from sim import cli, grid, realstats, report
+from scheduler.plan import STRATEGIES
+from sim import cli
+from sim.eval import grid, realstats, report
 from sim.eval.bound import lower_bound, plan_bound
 from sim.results import ChipletCounters, RunResult
 
@@ -82,108 +84,97 @@ def test_doubling_keeps_the_load_skew(tmp_path):
 
 # ----------------------------------------------------------------------------- report
 
-def _run(strategy, cycles, peak, slot_peak, config, **extra):
+MiB = 1 << 20
+
+
+def _run(strategy, cycles, config, budget, **extra):
     """A run JSON with the fields the report reads (values chosen by the test)."""
     return {"strategy": strategy, "engine": "fast", "cycles": cycles, "time_us": cycles / 800,
-            "bit_exact": None, "peak_onchip_bytes": [peak // 2, peak, peak // 4, 0],
-            "peak_slot_bytes": [slot_peak, slot_peak // 2, 0, 0], "dram_bytes": 1280 * cycles // 100,
-            "d2d_bytes": 0, "compute_utilization": [0.1, 0.2, 0.3, 0.4],
-            "link_utilization": [[0.5, 0.0, 0.0, 0.0]] * 4, "macs": [1, 1, 1, 1],
-            "config": {**config, "strategy": strategy}, **extra}
+            "bit_exact": None, "peak_onchip_bytes": [100, 200, 50, 0], "peak_slot_bytes": [64, 32, 0, 0],
+            "token_bytes": [36, 40, 50, 0], "dram_bytes": 1280 * cycles // 100, "d2d_bytes": 7,
+            "compute_utilization": [0.1, 0.2, 0.3, 0.4], "link_utilization": [[0.5, 0.0, 0.0, 0.0]] * 4,
+            "macs": [1, 1, 1, 1], "provisioned_weight_bytes": budget, "plan_weight_bytes": budget,
+            "slices": 16, "slots": 4, "config": {**config, "strategy": strategy}, **extra}
 
 
-def _compare_file(path, config, cycles, peaks, slot_peaks, bound=None, timeline=None):
-    runs = [_run(s, cycles[s], peaks[s], slot_peaks[s], config,
-                 **({"timeline": timeline} if timeline and s == "fse-dp-paired" else {}))
-            for s in ("fse-dp", "fse-dp-paired", "ep", "hydra")]
+def _point(path, config, budget, cycles, budgets=None, bound=None, label=None):
+    """A compare file at one budget: ``cycles`` of the strategies that ran (the others did
+    not fit); ``budgets`` per strategy for the paper point."""
+    runs = [_run(s, c, config, (budgets or {}).get(s, budget)) for s, c in cycles.items()]
+    not_run = [{"strategy": s, "fits": False, "reason": f"{s} does not fit: test"}
+               for s in STRATEGIES if s not in cycles]
     # A deliberately wrong summary: the report must compute, not copy.
-    doc = {"runs": runs, "summary": [{"strategy": "fse-dp-paired", "speedup_vs_ep": 99.0}], "all_bit_exact": None}
+    doc = {"runs": runs, "summary": [{"strategy": "fse-dp-paired", "speedup_vs_ep": 99.0}], "all_bit_exact": None,
+           "not_run": not_run}
     if bound:
-        doc["point"] = {"routing": "real:c4", "routing_source": "synthetic", "bound": bound}
+        doc["point"] = {"preset": config["preset"], "model": config["model"], "tokens": config["tokens"],
+                        "routing": "real:c4", "routing_source": "synthetic", "bound": bound,
+                        "sram": label or budget, "sram_label": str(label or budget)}
     path.write_text(json.dumps(doc))
-
-
-MIXTRAL_BOUND = 8 * 3 * 4096 * 14336 / (4 * 32)  # 8 whole experts over 4 x 32 B/cycle: 11010048 cycles
 
 
 @pytest.fixture
 def synthetic(tmp_path):
     data = tmp_path / "data"
     (data / "sub").mkdir(parents=True)
-    # Point A: bound stored by the grid: 12800 B / 128 B/cycle = 100 cycles (MACs: 81920 / 8192 = 10).
-    cfg_a = {"preset": "paper-2x2", "model": "olmoe-1b-7b", "tokens": 16, "routing": "x.json", "seed": 0}
-    _compare_file(data / "a.json", cfg_a, {"ep": 300, "hydra": 240, "fse-dp": 200, "fse-dp-paired": 150},
-                  {"ep": 1000, "hydra": 1200, "fse-dp": 260, "fse-dp-paired": 250},
-                  {"ep": 800, "hydra": 800, "fse-dp": 200, "fse-dp-paired": 200},
-                  bound={"unique_weight_bytes": 12800, "macs": 81920})
-    # Point B: no point record; the bound is re-planned from the config (uniform routing,
-    # 64 tokens top-2 of 8 experts: every expert is used).
-    cfg_b = {"preset": "paper-2x2", "model": "mixtral-8x7b", "tokens": 64, "routing": "uniform", "seed": 0,
-             "layout": "round-robin"}
-    _compare_file(data / "sub" / "b.json", cfg_b,
-                  {"ep": int(MIXTRAL_BOUND * 2.5), "hydra": int(MIXTRAL_BOUND * 1.5), "fse-dp": int(MIXTRAL_BOUND * 1.5),
-                   "fse-dp-paired": int(MIXTRAL_BOUND * 1.25)},
-                  {"ep": 4000, "hydra": 4000, "fse-dp": 1000, "fse-dp-paired": 1000},
-                  {"ep": 3000, "hydra": 3000, "fse-dp": 600, "fse-dp-paired": 600})
+    # One group on three budgets and the paper point; bound stored by the grid:
+    # 12800 B / 128 B/cycle = 100 cycles (MACs: 81920 / 8192 = 10).
+    cfg = {"preset": "paper-2x2", "model": "olmoe-1b-7b", "tokens": 16, "routing": "x.json", "seed": 0}
+    bound = {"unique_weight_bytes": 12800, "macs": 81920}
+    _point(data / "a1.json", cfg, 1 * MiB, {"ep": 400, "hydra": 500}, bound=bound)
+    _point(data / "a2.json", cfg, 2 * MiB, {"fse-dp": 200, "fse-dp-paired": 180, "ep": 300, "hydra": 240},
+           bound=bound)
+    _point(data / "sub" / "a4.json", cfg, 4 * MiB, {"fse-dp": 190, "fse-dp-paired": 150, "ep": 160, "hydra": 240,
+                                                    "ep-whole": 320}, bound=bound)
+    _point(data / "ap.json", cfg, None, {"fse-dp-paired": 150, "ep-paper": 600}, bound=bound, label="paper",
+           budgets={"fse-dp-paired": 9 * MiB // 2, "ep-paper": 12 * MiB})
     (data / "notes.json").write_text(json.dumps({"hello": 1}))
     return data
 
 
-def _csv(path):
+def _rows(path, **match):
     with open(path) as f:
-        return {(r["model"], int(r["tokens"])): r for r in csv.DictReader(f)}
+        return [r for r in csv.DictReader(f) if all(r[k] == str(v) for k, v in match.items())]
 
 
-def test_report_computes_speedups_savings_and_bound(synthetic, tmp_path):
+def test_report_computes_iso_sram_speedups_sram_needed_and_the_paper_baseline(synthetic, tmp_path):
     out = tmp_path / "rep"
     assert cli.main(["report", str(synthetic), "--out", str(out)]) == 0
-    sp = _csv(out / "speedup.csv")
-    a, b = sp["olmoe-1b-7b", 16], sp["mixtral-8x7b", 64]
-    assert float(a["speedup_vs_ep"]) == pytest.approx(2.0) and float(a["speedup_vs_hydra"]) == pytest.approx(1.6)
-    assert float(a["unpaired_vs_ep"]) == pytest.approx(1.5)
-    assert float(b["speedup_vs_ep"]) == pytest.approx(2.0, rel=1e-6)
-    assert float(b["speedup_vs_hydra"]) == pytest.approx(1.2, rel=1e-6)
-    mem = _csv(out / "memory.csv")
-    ma = mem["olmoe-1b-7b", 16]
-    assert int(ma["peak_ep"]) == 1000 and int(ma["peak_fse-dp-paired"]) == 250  # max over chiplets
-    assert float(ma["saving_vs_ep"]) == pytest.approx(0.75)
-    assert float(ma["saving_vs_hydra"]) == pytest.approx(1 - 250 / 1200)
-    assert float(ma["weight_saving_vs_ep"]) == pytest.approx(0.75)
-    bd = _csv(out / "bound.csv")
-    assert float(bd["olmoe-1b-7b", 16]["bound_cycles"]) == pytest.approx(100)
-    assert float(bd["olmoe-1b-7b", 16]["distance_fse-dp-paired"]) == pytest.approx(1.5)
-    assert float(bd["olmoe-1b-7b", 16]["distance_ep"]) == pytest.approx(3.0)
-    assert float(bd["mixtral-8x7b", 64]["bound_cycles"]) == pytest.approx(MIXTRAL_BOUND)
-    assert bd["mixtral-8x7b", 64]["bound_limit"] == "dram"
-    assert float(bd["mixtral-8x7b", 64]["distance_fse-dp-paired"]) == pytest.approx(1.25, rel=1e-6)
+    pts = out / "points.csv"
+    [p2] = _rows(pts, budget="2 MiB", strategy="fse-dp-paired")
+    assert float(p2["iso_sram_speedup"]) == pytest.approx(240 / 180) and p2["best_baseline"] == "hydra"
+    [u4] = _rows(pts, budget="4 MiB", strategy="fse-dp")
+    assert float(u4["iso_sram_speedup"]) == pytest.approx(160 / 190) and u4["best_baseline"] == "ep"
+    assert float(u4["distance"]) == pytest.approx(1.9) and float(u4["bound_cycles"]) == pytest.approx(100)
+    [nf] = _rows(pts, budget="1 MiB", strategy="fse-dp")
+    assert nf["fits"] == "False" and nf["reason"] == "fse-dp does not fit: test"
+    need = {r["strategy"]: r["sram_needed_bytes"] for r in _rows(out / "sram_needed.csv")}
+    # within 5% of its own best: paired 150 (at 4 MiB; 180 at 2 MiB is not), hydra 240 already at 2 MiB
+    assert need["fse-dp-paired"] == str(4 * MiB) and need["hydra"] == str(2 * MiB) and need["ep"] == str(4 * MiB)
+    assert need["ep-paper"] == ""       # never on the numeric axis
+    paper = {r["strategy"]: r for r in _rows(out / "paper.csv")}
+    assert float(paper["ep-paper"]["speedup_of_paired"]) == pytest.approx(4.0)
 
     md = (out / "report.md").read_text()
-    assert "FSE-DP paired over EP: **2.00x to 2.00x**" in md
-    assert "FSE-DP paired over Hydra: **1.20x to 1.60x**" in md
-    assert "less than the paper's lowest speedup at 1 of 2 points" in md
-    assert "no schedule could beat Hydra by more than 1.50x" in md
-    assert "up to **75.0%** less" in md and "78.8%" in md
+    assert "1.33 / 1.20 (hydra)" in md and "1.07 / 0.84 (ep)" in md and "FSE-DP does not fit" in md
+    assert "**FSE-DP paired** against the best EP-family baseline at equal weight SRAM: 2 wins, 0 ties, 0 losses" in md
+    assert "**FSE-DP** against the best EP-family baseline at equal weight SRAM: 1 wins, 0 ties, 1 losses" in md
+    assert "-100.0%" in md                              # paired needs 4 MiB where Hydra needs 2
+    assert "| 4.00x |" in md and "62.5%" in md           # 600 / 150; 1 - 4.5 / 12 MiB
     assert "`notes.json`" in md and "99.00x" not in md
-    assert "Utilization over time: skipped" in md
-    for name in ("speedup_paper-2x2.png", "memory_paper-2x2.png", "utilization_paper-2x2.png"):
-        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f"]({name})" in md
-
-
-def test_report_plots_a_timeline_when_a_run_carries_one(tmp_path):
-    data, out = tmp_path / "d", tmp_path / "d" / "report"
-    data.mkdir()
-    timeline = [{"name": "compute", "ph": "X", "ts": 0, "dur": 50, "pid": 0, "tid": "chiplet 0"},
-                {"name": "dram", "ph": "X", "ts": 10, "dur": 80, "pid": 0, "tid": "dram 0"}]
-    cfg = {"preset": "paper-2x2", "model": "olmoe-1b-7b", "tokens": 16, "routing": "x.json", "seed": 0}
-    four = dict.fromkeys(("ep", "hydra", "fse-dp", "fse-dp-paired"), 100)
-    _compare_file(data / "p.json", cfg, four, four, four, bound={"unique_weight_bytes": 1, "macs": 1},
-                  timeline=timeline)
-    md = report.write_report(data).read_text()  # default out: DIR/report
-    assert "Utilization over time: skipped" not in md
-    assert (out / "timeline_p_fse-dp-paired.png").exists()
+    name = "sram_paper-2x2_olmoe-1b-7b.png"
+    assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({name})" in md
+    assert (out / "iso_sram_paper-2x2.png").exists()
     # A second report over the same folder ignores its own output folder.
-    assert report.write_report(data).read_text() == md
+    assert report.write_report(synthetic, out).read_text() == md
+
+
+def test_report_names_a_point_that_appears_twice(synthetic, tmp_path, capsys):
+    (synthetic / "copy.json").write_text((synthetic / "a2.json").read_text())
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["report", str(synthetic), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "are the same point (paper-2x2 olmoe-1b-7b real:c4 L=16 at 2 MiB)" in err
 
 
 # ----------------------------------------------------------------------------- errors
@@ -197,6 +188,9 @@ def test_report_plots_a_timeline_when_a_run_carries_one(tmp_path):
     (["grid", "--engine", "rtl"], "--engine rtl simulates only the rtl-* presets"),
     (["grid", "--engine", "rtl", "--presets", "rtl-2x2", "--routing", "real:nope"], "unknown domain 'nope'"),
     (["grid", "--engine", "rtl", "--presets", "rtl-2x2", "--routing", "olmoe:c4"], "has 64 experts, top-8"),
+    (["grid", "--sram", "8 MB"], "--sram: '8 MB' is not a memory size"),
+    (["grid", "--sram", "1000"], "is not a whole number of the paper-2x2 weight words"),
+    (["grid", "--jobs", "0"], "--jobs must be a positive integer"),
     (["report", "/nonexistent/folder"], "no such folder"),
 ])
 def test_bad_flags_are_one_line_errors(tmp_path, capsys, args, message):
@@ -232,15 +226,14 @@ def _stand_in_engine(workloads):
     """Stand-in for sim.fast.run (same signature and return type): counters derived from
     the plan, so the grid's plumbing at paper scale is tested without a simulator."""
     out = []
-    for i, w in enumerate(workloads):
-        hw, n = w.plan.hardware, w.plan.num_chiplets
+    for w in workloads:
+        n = w.plan.num_chiplets
         chips = [ChipletCounters(busy_cycles=10, mac_cycles=10, macs=w.plan.macs() // n, slot_high_water=2,
                                  slot_occupancy_end=0, link_flits=[0] * 4, link_busy=[0] * 4,
                                  link_stalled=[0] * 4) for _ in range(n)]
-        out.append(RunResult(spec=w.spec, engine="fast", cycles=1000 * (1 + w.plan.strategy.startswith("fse")),
-                             bit_exact=None, chiplets=chips, slot_bytes=w.plan.slot_bytes,
-                             token_row_bytes=[0] * n, link_bytes=64, macs_per_chiplet=hw.macs_per_chiplet,
-                             clock_ghz=hw.clock_ghz))
+        out.append(RunResult.of_plan(w.plan, spec=w.spec, engine="fast",
+                                     cycles=1000 * (1 + w.plan.strategy.startswith("fse")), bit_exact=None,
+                                     chiplets=chips, link_bytes=64))
     return out
 
 
@@ -248,38 +241,46 @@ def test_grid_runs_paper_presets_on_the_fast_engine_interface(tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "sim.fast", types.SimpleNamespace(run=_stand_in_engine))
     out = tmp_path / "g"
     assert cli.main(["grid", "--out", str(out), "--presets", "paper-2x2", "--models", "phi-3.5-moe,mixtral-8x7b",
-                     "--tokens", "16"]) == 0
+                     "--tokens", "16", "--sram", "8MiB,paper", "--jobs", "1"]) == 0
     err = capsys.readouterr().err
     assert "phi-3.5-moe: no statistics of its own; derived from Mixtral-8x7B-v0.1 c4" in err
-    assert "[2/2] paper-2x2 mixtral-8x7b real:c4 L=16" in err
+    assert "[4/4] paper-2x2 mixtral-8x7b real:c4 L=16 paper" in err
     index = json.loads((out / "index.json").read_text())
-    assert [p["file"] for p in index["points"]] == ["paper-2x2__phi-3.5-moe__real-c4__L16.json",
-                                                   "paper-2x2__mixtral-8x7b__real-c4__L16.json"]
-    doc = json.loads((out / index["points"][0]["file"]).read_text())
+    assert [p["file"] for p in index["points"]] == [
+        "paper-2x2__phi-3.5-moe__real-c4__L16__8MiB.json", "paper-2x2__phi-3.5-moe__real-c4__L16__paper.json",
+        "paper-2x2__mixtral-8x7b__real-c4__L16__8MiB.json", "paper-2x2__mixtral-8x7b__real-c4__L16__paper.json"]
+    doc = json.loads((out / index["points"][2]["file"]).read_text())
     assert [r["strategy"] for r in doc["runs"]] == ["fse-dp", "fse-dp-paired", "ep", "hydra"]
-    assert doc["runs"][0]["config"]["routing"].endswith("routing/phi-3.5-moe_c4.json")
+    assert [s["strategy"] for s in doc["not_run"]] == ["ep-whole", "ep-paper"]
+    assert all(r["provisioned_weight_bytes"] == 8 * MiB for r in doc["runs"])
     assert doc["point"]["routing"] == "real:c4" and doc["point"]["bound"]["limit"] == "dram"
-    sp = _csv(report.write_report(out).parent / "speedup.csv")
-    assert float(sp["mixtral-8x7b", 16]["speedup_vs_ep"]) == pytest.approx(0.5)
+    paper = json.loads((out / index["points"][3]["file"]).read_text())
+    budgets = {r["strategy"]: r["provisioned_weight_bytes"] for r in paper["runs"]}
+    # the reference model's provisioning: 12 slices of S = 56 (3 MiB), two whole experts (chunked, 336 MiB)
+    assert budgets["fse-dp-paired"] == 36 * MiB and budgets["ep-paper"] == 336 * MiB
+    phi = json.loads((out / index["points"][0]["file"]).read_text())
+    assert phi["runs"][0]["config"]["routing"].endswith("routing/phi-3.5-moe_c4.json")
+    rep = report.write_report(out).parent
+    [row] = _rows(rep / "points.csv", model="mixtral-8x7b", budget="8 MiB", strategy="fse-dp-paired")
+    assert float(row["iso_sram_speedup"]) == pytest.approx(0.5)
 
 
 @pytest.mark.cocotb
 def test_tiny_grid_on_the_rtl_engine(tmp_path, capsys):
-    # Seed 1: with seed 0 this point's hydra run ends with a router error (UNEXPECTED_GRANT)
-    # in the RTL, a bug outside the grid; the grid reports it and exits 2.
     out = tmp_path / "g"
     assert cli.main(["grid", "--out", str(out), "--engine", "rtl", "--presets", "rtl-2x2", "--models", "tiny-8x2",
                      "--tokens", "4", "--routing", "real", "--seed", "1"]) == 0
-    assert "[1/1] rtl-2x2 tiny-8x2 real:c4 L=4" in capsys.readouterr().err
-    doc = json.loads((out / "rtl-2x2__tiny-8x2__real-c4__L4.json").read_text())
+    assert "[1/1] rtl-2x2 tiny-8x2 real:c4 L=4 preset" in capsys.readouterr().err
+    doc = json.loads((out / "rtl-2x2__tiny-8x2__real-c4__L4__preset.json").read_text())
     assert doc["all_bit_exact"] is True and doc["point"]["routing_spec"] == "mixtral:c4"
     cycles = {r["strategy"]: r["cycles"] for r in doc["runs"]}
+    assert set(cycles) == set(STRATEGIES)
     rep = report.write_report(out)
-    row = _csv(rep.parent / "speedup.csv")["tiny-8x2", 4]
-    assert float(row["speedup_vs_ep"]) == pytest.approx(cycles["ep"] / cycles["fse-dp-paired"])
-    bound = _csv(rep.parent / "bound.csv")["tiny-8x2", 4]
-    assert float(bound["distance_fse-dp-paired"]) >= 1.0  # no run beats the physical bound
-    assert "Bit-exact against the golden model: 4 of 4 checked runs." in rep.read_text()
+    best = min(cycles[b] for b in ("ep", "hydra", "ep-whole", "ep-paper"))
+    [row] = _rows(rep.parent / "points.csv", strategy="fse-dp-paired")
+    assert float(row["iso_sram_speedup"]) == pytest.approx(best / cycles["fse-dp-paired"])
+    assert float(row["distance"]) >= 1.0  # no run beats the physical bound
+    assert "Bit-exact against the golden model: 6 of 6 checked runs." in rep.read_text()
 
 
 def test_grid_isolates_a_failing_point_and_reports_it(tmp_path, monkeypatch, capsys):
@@ -291,13 +292,14 @@ def test_grid_isolates_a_failing_point_and_reports_it(tmp_path, monkeypatch, cap
     monkeypatch.setitem(sys.modules, "sim.fast", types.SimpleNamespace(run=engine))
     out = tmp_path / "g"
     with pytest.raises(SystemExit) as exc:
-        cli.main(["grid", "--out", str(out), "--presets", "paper-2x2", "--models", "mixtral-8x7b", "--tokens", "16,32"])
+        cli.main(["grid", "--out", str(out), "--presets", "paper-2x2", "--models", "mixtral-8x7b", "--tokens", "16,32",
+                  "--sram", "8MiB", "--jobs", "1"])
     err = capsys.readouterr().err
     assert exc.value.code == 2
-    assert "[2/2] paper-2x2 mixtral-8x7b real:c4 L=32: FAILED: simulation stalled: test" in err
+    assert "[2/2] paper-2x2 mixtral-8x7b real:c4 L=32 8MiB: FAILED: simulation stalled: test" in err
     assert err.splitlines()[-1].startswith("fsedp: error: 1 point(s) failed to simulate (paper-2x2 mixtral-8x7b")
     index = json.loads((out / "index.json").read_text())
     assert [bool(p.get("error")) for p in index["points"]] == [False, True]
-    assert (out / "paper-2x2__mixtral-8x7b__real-c4__L16.json").exists()
+    assert (out / "paper-2x2__mixtral-8x7b__real-c4__L16__8MiB.json").exists()
     md = report.write_report(out).read_text()
     assert "Failed to simulate (1 points, from index.json; not in the tables): paper-2x2 mixtral-8x7b" in md

@@ -318,3 +318,68 @@ def test_forward_waits_for_free_slot_at_successor():
         assert [a["slice"] for a in b.tiles[1].arrivals] == [0, 1, 2]
 
     b.run(scenario)
+
+
+# -- EP relays ---------------------------------------------------------------------------
+
+def test_relayed_weight_is_staged_in_two_free_slots_and_forwarded_not_computed():
+    """A WEIGHT from this chiplet's DRAM channel flagged RELAY for chiplet 2 is written into
+    a local slot (only while two are free, like R6), never announced to the tile, and
+    forwarded to chiplet 2 by the forward engine once chiplet 2 granted a slot; the local
+    slot is freed when the forward ends."""
+    b = RouterBench(compute_delay=None)
+    south = b.peers[Dir.S]
+
+    async def scenario(ctx):
+        st = b.dut.stats
+        b.configure(ctx, chiplet_id=0, rows=2, cols=2, successor=0, ring_len=1, slot_count=2)
+        b.tile.dram_send(weight_packet(LB, expert=3, slice=0, dst=0, payload=payload(3, 0, 2)))
+        b.tile.dram_send(weight_packet(LB, expert=5, slice=4, dst=2, payload=payload(5, 4, 3), flags=Flag.RELAY))
+        await until(ctx, lambda: b.tile.arrivals, 100, "the local WEIGHT")
+        await ticks(ctx, 60)
+        assert len(b.tile.dram_flits) == 4, "the relay waits for two free slots"
+        assert not packets(south)
+        b.tile.finish(b.tile.arrivals[0]["slot"])
+        await until(ctx, lambda: packets(south, PacketKind.RESERVE), 200, "RESERVE to chiplet 2")
+        reserve = packets(south, PacketKind.RESERVE)[0].header
+        assert (reserve["dst"], reserve["agent"]) == (2, Agent.FORWARD)
+        assert len(b.tile.arrivals) == 1, "a relay is not computed here"
+        assert ctx.get(st.occupancy) == 1
+        await ticks(ctx, 40)
+        assert not packets(south, PacketKind.WEIGHT), "no flit before the grant"
+        grant(south, src=2, dst=0, slot=6)
+        await until(ctx, lambda: packets(south, PacketKind.WEIGHT), 200, "the forwarded WEIGHT")
+        w = packets(south, PacketKind.WEIGHT)[0]
+        h = w.header
+        assert (h["src"], h["dst"], h["slot"], h["expert"], h["slice"], h["hops"], h["length"]) == \
+            (0, 2, 6, 5, 4, 0, 3)
+        assert not h["flags"] & Flag.RELAY and w.payload == payload(5, 4, 3)
+        await until(ctx, lambda: ctx.get(st.occupancy) == 0, 100, "the staging slot freed after its forward")
+        assert ctx.get(st.error) == 0
+
+    b.run(scenario)
+
+
+def test_relay_reaches_its_chiplet_as_a_weight_load_at_link_rate():
+    """Across a 2x2 mesh: chiplet 0 relays a tile to chiplet 3; chiplet 3 computes it
+    (a WEIGHT arrival with hops 0), chiplet 0 never does, and the payload leaves chiplet 0
+    flit after flit (store and forward), not at the DRAM port's pace."""
+    b = MeshBench(rows=2, cols=2, compute_delay=3)
+
+    async def scenario(ctx):
+        b.configure(ctx, successors=[0, 1, 2, 3], ring_len=1)
+        b.tiles[0].dram_send(weight_packet(LB, expert=2, slice=1, dst=3, payload=payload(2, 1, 6),
+                                           flags=Flag.RELAY))
+        await until(ctx, lambda: b.tiles[3].arrivals, 1000, "arrival at chiplet 3")
+        a = b.tiles[3].arrivals[0]
+        assert (a["kind"], a["expert"], a["slice"], a["hops"], a["length"]) == (PacketKind.WEIGHT, 2, 1, 0, 6)
+        assert b.tiles[3].slot_payload(a["slot"], 6) == [int.from_bytes(bytes([2, 1, i]) + bytes(LB - 3), "little")
+                                                         for i in range(6)]
+        assert not b.tiles[0].arrivals and not b.tiles[1].arrivals
+        reads = [c for c, _, ch, _, _ in b.rec.of("read") if ch == 0]
+        assert len(reads) == 6 and reads[-1] - reads[0] <= 8, "forwarded from the slot back to back"
+        await ticks(ctx, 50)
+        assert all(ctx.get(b.stats(i).occupancy) == 0 for i in range(4))
+        assert all(ctx.get(b.stats(i).error) == 0 for i in range(4))
+
+    b.run(scenario)

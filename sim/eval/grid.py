@@ -1,22 +1,28 @@
-"""``fsedp grid``: run the paper's evaluation grid and write one compare JSON per point.
+"""``fsedp grid``: run the evaluation grid and write one compare JSON per point.
 
-A *point* is (hardware preset, model preset, routing, L); at each point the four
-strategies run on the same tokens. The default is the paper's grid: the six paper model
-presets x routing from real statistics x L in {16, 64, 256, 1024}, on paper-2x2,
-paper-3x3 and paper-4x4, with the fast engine.
+A *point* is (hardware preset, model preset, routing, L, weight budget); at each point
+every strategy runs on the same tokens with the same weight buffer per chiplet, as
+``fsedp compare --sram`` would, and a strategy that does not fit the budget (or a packet
+or instruction field) is recorded as not run, with the reason.  The default is the
+paper's grid on an SRAM axis: the six paper model presets x routing from real statistics
+x L in {16, 64, 256, 1024} x weight buffers of 1, 2, 4, 8, 16 and 32 MiB per chiplet,
+plus the ``paper`` budget (each strategy at the reference model's provisioning:
+12 micro-slices of the model's S, or two whole experts), on paper-2x2, paper-3x3 and
+paper-4x4 with the fast engine.
 
-Each point is written as ``DIR/<preset>__<model>__<routing>__L<L>.json`` in the format of
-``fsedp compare --json`` (``runs``, ``summary``, ``all_bit_exact``) plus a ``point`` object:
-the routing label, the spec it resolved to and where its statistics came from, and the
-layer's lower bound (:mod:`sim.eval.bound`). ``DIR/index.json`` lists the grid's flags, the
-routing used per model and every point written so far (rewritten after each batch, so a
-stopped grid leaves a usable folder).
+Each point is written as ``DIR/<preset>__<model>__<routing>__L<L>__<budget>.json`` in the
+format of ``fsedp compare --json`` (``runs``, ``summary``, ``all_bit_exact``, ``not_run``)
+plus a ``point`` object: the routing label, the spec it resolved to and where its
+statistics came from, the budget, and the layer's lower bound (:mod:`sim.eval.bound`).
+``DIR/index.json`` lists the grid's flags, the routing used per model and every point
+written so far (rewritten after each point, so a stopped grid leaves a usable folder).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import pathlib
 import re
 import sys
@@ -24,18 +30,25 @@ import time
 from dataclasses import dataclass
 
 from scheduler import presets, routing
-from scheduler.plan import STRATEGIES
-
+from scheduler.plan import STRATEGIES, FitError, PlanError
+from scheduler.sizing import paper_budget
 from sim import results
+
 from .bound import plan_bound
 from .realstats import DOMAINS, real_routing
 
-__all__ = ["GridError", "GridSpec", "Point", "PAPER_MODELS", "PAPER_PRESETS", "PAPER_TOKENS",
-           "parse_names", "parse_tokens", "resolve_routings", "grid_points", "run_grid"]
+__all__ = ["GridError", "GridSpec", "Point", "PAPER_MODELS", "PAPER_PRESETS", "PAPER_TOKENS", "PAPER_SRAM",
+           "parse_names", "parse_tokens", "parse_srams", "budget_label", "resolve_routings", "grid_points",
+           "run_grid"]
 
 PAPER_PRESETS = ("paper-2x2", "paper-3x3", "paper-4x4")
 PAPER_MODELS = ("deepseek-moe-16b", "qwen3-30b-a3b", "phi-3.5-moe", "yuan2-m32", "mixtral-8x7b", "olmoe-1b-7b")
 PAPER_TOKENS = (16, 64, 256, 1024)
+#: Weight buffers per chiplet of the default SRAM axis, and ``paper``: each strategy at
+#: the reference model's provisioning (:func:`scheduler.sizing.paper_budget`).
+PAPER_SRAM = tuple(n * presets.MiB for n in (1, 2, 4, 8, 16, 32)) + ("paper",)
+#: ``preset``: the hardware preset's own weight buffer.
+SRAM_WORDS = ("paper", "preset")
 ENGINES = ("fast", "rtl")
 #: Points per simulator launch with the RTL engine (one launch costs about a second).
 RTL_BATCH = 16
@@ -53,7 +66,19 @@ class GridSpec:
     models: tuple = PAPER_MODELS
     tokens: tuple = PAPER_TOKENS
     routings: tuple = ("real",)
+    srams: tuple = PAPER_SRAM
     seed: int = 0
+    jobs: int = 1
+
+
+def budget_label(sram) -> str:
+    """``8MiB``, ``512KiB``, ``paper`` or ``preset`` (file names, tables)."""
+    if isinstance(sram, str):
+        return sram
+    for unit, size in (("GiB", presets.GiB), ("MiB", presets.MiB), ("KiB", presets.KiB)):
+        if sram % size == 0:
+            return f"{sram // size}{unit}"
+    return f"{sram}B"
 
 
 @dataclass(frozen=True)
@@ -64,12 +89,21 @@ class Point:
     spec: str           # what routing.from_spec gets
     source: str         # where the routing comes from (one line)
     tokens: int
+    sram: object = "preset"   # bytes per chiplet, "paper" or "preset"
 
     @property
     def filename(self) -> str:
         label = re.sub(r"[^A-Za-z0-9.+-]+", "-", pathlib.Path(self.routing).stem if
                        self.routing.endswith((".json", ".jsonl")) else self.routing)
-        return f"{self.preset}__{self.model}__{label}__L{self.tokens}.json"
+        return f"{self.preset}__{self.model}__{label}__L{self.tokens}__{budget_label(self.sram)}.json"
+
+    def budget(self, strategy: str):
+        """The weight buffer (bytes) ``strategy`` gets at this point (None: the preset's)."""
+        if self.sram == "preset":
+            return None
+        if self.sram == "paper":
+            return paper_budget(strategy, presets.get_model(self.model), presets.get_hardware(self.preset))
+        return self.sram
 
 
 # ----------------------------------------------------------------------------- flags
@@ -100,7 +134,24 @@ def parse_tokens(text: str) -> tuple:
     return tuple(out)
 
 
-def check_engine(spec: GridSpec) -> None:
+def parse_srams(text: str) -> tuple:
+    """Comma-separated weight buffers per chiplet: sizes (``8MiB``), ``paper`` or ``preset``."""
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if part in SRAM_WORDS:
+            out.append(part)
+            continue
+        try:
+            out.append(presets.parse_size(part))
+        except presets.PresetError as exc:
+            raise GridError(f"--sram: {exc}; or 'paper' (each strategy at the reference model's provisioning) "
+                            f"or 'preset' (the hardware preset's own)") from None
+    if not out:
+        raise GridError("--sram needs at least one budget")
+    return tuple(dict.fromkeys(out))
+
+
+def check_spec(spec: GridSpec) -> None:
     if spec.engine not in ENGINES:
         raise GridError(f"unknown engine {spec.engine!r}; choose one of: {', '.join(ENGINES)}")
     if spec.engine == "rtl":
@@ -108,6 +159,16 @@ def check_engine(spec: GridSpec) -> None:
         if big:
             raise GridError(f"--engine rtl simulates only the rtl-* presets; {', '.join(big)} "
                             "is paper scale (use --engine fast)")
+    if not isinstance(spec.jobs, int) or spec.jobs < 1:
+        raise GridError(f"--jobs must be a positive integer, not {spec.jobs!r}")
+    for p in spec.presets:
+        hw = presets.get_hardware(p)
+        for b in spec.srams:
+            if not isinstance(b, str):
+                try:
+                    hw.with_weight_sram(b)
+                except presets.PresetError as exc:
+                    raise GridError(f"--sram: {exc}") from None
 
 
 # --------------------------------------------------------------------------- routing
@@ -138,8 +199,9 @@ def resolve_routings(spec: GridSpec) -> dict:
 
 
 def grid_points(spec: GridSpec, resolved: dict) -> list[Point]:
-    return [Point(p, m, *resolved[m, r], tokens=t)
-            for p in spec.presets for m in spec.models for r in spec.routings for t in spec.tokens]
+    return [Point(p, m, *resolved[m, r], tokens=t, sram=b)
+            for p in spec.presets for m in spec.models for r in spec.routings for t in spec.tokens
+            for b in spec.srams]
 
 
 # --------------------------------------------------------------------------- running
@@ -160,35 +222,33 @@ def _engine(name: str):
     return module
 
 
-def _workloads(point: Point, engine: str, seed: int) -> list:
+def point_workloads(point: Point, engine: str, seed: int) -> tuple[list, list]:
+    """The workloads of every strategy that fits this point, and ``{strategy, fits,
+    reason}`` for each that does not."""
     from sim.workload import prepare
 
-    return [prepare(preset=point.preset, model=point.model, tokens=point.tokens, routing_spec=point.spec,
-                    strategy=s, seed=seed, with_data=engine == "rtl") for s in STRATEGIES]
+    works, skipped = [], []
+    for s in STRATEGIES:
+        try:
+            works.append(prepare(preset=point.preset, model=point.model, tokens=point.tokens,
+                                 routing_spec=point.spec, strategy=s, seed=seed, sram=point.budget(s),
+                                 with_data=engine == "rtl"))
+        except FitError as exc:
+            skipped.append({"strategy": s, "fits": False, "reason": str(exc)})
+        except PlanError as exc:
+            skipped.append({"strategy": s, "fits": None, "reason": str(exc)})
+    return works, skipped
 
 
-def _batches(points: list, engine: str) -> list:
-    """Points run together in one engine call: one each with the fast engine; up to
-    :data:`RTL_BATCH` of the same preset (one Verilator build) with the RTL engine."""
-    if engine != "rtl":
-        return [[p] for p in points]
-    out = []
-    for preset in dict.fromkeys(p.preset for p in points):
-        same = [p for p in points if p.preset == preset]
-        out += [same[i:i + RTL_BATCH] for i in range(0, len(same), RTL_BATCH)]
-    return out
-
-
-def point_record(point: Point, bound: dict) -> dict:
+def point_record(point: Point, bound: dict | None) -> dict:
     return {"preset": point.preset, "model": point.model, "routing": point.routing,
             "routing_spec": point.spec, "routing_source": point.source, "tokens": point.tokens,
-            "bound": bound}
+            "sram": point.sram, "sram_label": budget_label(point.sram), "bound": bound}
 
 
-def compare_json(runs: list, record: dict) -> dict:
+def compare_json(runs: list, record: dict, skipped: list = ()) -> dict:
     """The ``fsedp compare --json`` document of one point, plus its ``point`` record."""
-    exact = None if any(r["bit_exact"] is None for r in runs) else all(r["bit_exact"] for r in runs)
-    return {"runs": runs, "summary": results.summarize(runs), "all_bit_exact": exact, "point": record}
+    return results.compare_document(runs, skipped) | {"point": record}
 
 
 def not_bit_exact(doc: dict) -> list:
@@ -197,51 +257,89 @@ def not_bit_exact(doc: dict) -> list:
 
 
 def _where(point: Point) -> str:
-    return f"{point.preset} {point.model} {point.routing} L={point.tokens}"
+    return f"{point.preset} {point.model} {point.routing} L={point.tokens} {budget_label(point.sram)}"
 
 
 def _progress(i: int, n: int, point: Point, doc: dict, seconds: float, log) -> None:
-    paired = next(r for r in doc["summary"] if r["strategy"] == "fse-dp-paired")
+    cycles = {r["strategy"]: r["cycles"] for r in doc["runs"]}
+    bound = (doc["point"].get("bound") or {}).get("cycles")
+    parts = [f"{s} {cycles[s] / bound:.2f}x" if bound else f"{s} {cycles[s]}" for s in STRATEGIES if s in cycles]
     bad = not_bit_exact(doc)
-    print(f"[{i}/{n}] {_where(point)}: fse-dp-paired {paired['speedup_vs_ep']:.2f}x vs EP, "
-          f"{paired['speedup_vs_hydra']:.2f}x vs Hydra ({seconds:.1f} s)"
-          + (f"  NOT BIT-EXACT: {', '.join(bad)}" if bad else ""), file=log, flush=True)
+    print(f"[{i}/{n}] {_where(point)}: cycles / bound: {', '.join(parts) or 'nothing fits'}"
+          + (f"; not run: {', '.join(s['strategy'] for s in doc['not_run'])}" if doc["not_run"] else "")
+          + f" ({seconds:.1f} s)" + (f"  NOT BIT-EXACT: {', '.join(bad)}" if bad else ""), file=log, flush=True)
 
 
 def _write_index(spec: GridSpec, resolved: dict, records: list) -> None:
     notes = sorted({v[2] for v in resolved.values()})
     index = {"grid": {"engine": spec.engine, "presets": list(spec.presets), "models": list(spec.models),
-                      "tokens": list(spec.tokens), "routings": list(spec.routings), "seed": spec.seed,
+                      "tokens": list(spec.tokens), "routings": list(spec.routings),
+                      "srams": [budget_label(b) for b in spec.srams], "seed": spec.seed,
                       "strategies": list(STRATEGIES)},
              "routing": notes, "points": records}
     (spec.out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
-def run_batch(batch: list, spec: GridSpec, engine) -> list:
-    """Run a batch of points; returns ``(point, document, seconds)`` per point."""
+def run_point(point: Point, engine_name: str, seed: int) -> tuple:
+    """Run one point: ``(document, seconds, error)`` (``document`` None on error)."""
     t0 = time.perf_counter()
-    loads = [_workloads(p, spec.engine, spec.seed) for p in batch]
-    flat = [w for ws in loads for w in ws]
-    runs = [r.to_json() for r in engine.run(flat)]
-    seconds = (time.perf_counter() - t0) / len(batch)
-    out = []
-    for i, (p, ws) in enumerate(zip(batch, loads)):
-        k = len(STRATEGIES)
-        doc = compare_json(runs[k * i:k * (i + 1)], point_record(p, plan_bound(ws[0].plan)))
-        out.append((p, doc, seconds))
-    return out
-
-
-def run_isolating(batch: list, spec: GridSpec, engine) -> list:
-    """:func:`run_batch`, but a batch whose simulation fails (a stall, a crashed bench) is
-    rerun point by point, so a failing point costs only itself. Returns
-    ``(point, document or None, seconds, error or None)`` per point."""
     try:
-        return [(p, doc, sec, None) for p, doc, sec in run_batch(batch, spec, engine)]
+        works, skipped = point_workloads(point, engine_name, seed)
+        bound = plan_bound(works[0].plan) if works else None
+        runs = [r.to_json() for r in _engine(engine_name).run(works)] if works else []
+    except RuntimeError as exc:
+        return None, time.perf_counter() - t0, str(exc)
+    return compare_json(runs, point_record(point, bound), skipped), time.perf_counter() - t0, None
+
+
+def _run_rtl_batch(batch: list, spec: GridSpec) -> list:
+    """RTL: points of one preset and budget share a build and a simulator launch; a batch
+    whose simulation fails is rerun point by point, so a failing point costs only itself."""
+    from sim import rtl
+
+    t0 = time.perf_counter()
+    try:
+        loads = [point_workloads(p, "rtl", spec.seed) for p in batch]
+        flat = [w for works, _ in loads for w in works]
+        by_config = {}
+        for w in flat:
+            by_config.setdefault(w.system.name, []).append(w)
+        done = {}
+        for group in by_config.values():
+            for w, r in zip(group, rtl.run(group)):
+                done[id(w)] = r.to_json()
     except RuntimeError as exc:
         if len(batch) == 1:
             return [(batch[0], None, 0.0, str(exc))]
-        return [r for p in batch for r in run_isolating([p], spec, engine)]
+        return [r for p in batch for r in _run_rtl_batch([p], spec)]
+    seconds = (time.perf_counter() - t0) / len(batch)
+    out = []
+    for p, (works, skipped) in zip(batch, loads):
+        runs = [done[id(w)] for w in works]
+        bound = plan_bound(works[0].plan) if works else None
+        out.append((p, compare_json(runs, point_record(p, bound), skipped), seconds, None))
+    return out
+
+
+def _results(points: list, spec: GridSpec):
+    """``(point, document, seconds, error)`` as points finish: RTL points batched per
+    preset and budget; fast points on ``spec.jobs`` worker processes."""
+    if spec.engine == "rtl":
+        for key in dict.fromkeys((p.preset, p.sram) for p in points):
+            same = [p for p in points if (p.preset, p.sram) == key]
+            for i in range(0, len(same), RTL_BATCH):
+                yield from _run_rtl_batch(same[i:i + RTL_BATCH], spec)
+        return
+    if spec.jobs == 1:
+        for p in points:
+            yield (p, *run_point(p, spec.engine, spec.seed))
+        return
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=spec.jobs) as pool:
+        futures = {pool.submit(run_point, p, spec.engine, spec.seed): p for p in points}
+        for f in as_completed(futures):
+            yield (futures[f], *f.result())
 
 
 def _problems(failed: list, inexact: list, out) -> str:
@@ -254,28 +352,32 @@ def _problems(failed: list, inexact: list, out) -> str:
             "mismatches and errors)")
 
 
+def default_jobs() -> int:
+    return max(1, min(len(os.sched_getaffinity(0)), 8))
+
+
 def run_grid(spec: GridSpec, log=None) -> dict:
     """Run every point of ``spec``; write its JSON files and the index. Returns the index.
     Progress goes to ``log`` (default: standard error). Failed or not bit-exact runs are
     recorded, the rest of the grid still runs, and a :class:`GridError` names them at the end."""
     log = log or sys.stderr
-    check_engine(spec)
-    engine = _engine(spec.engine)
+    check_spec(spec)
+    _engine(spec.engine)
     spec.out.mkdir(parents=True, exist_ok=True)
     resolved = resolve_routings(spec)
     for note in sorted({v[2] for v in resolved.values()}):
         print(f"routing: {note}", file=log)
     points = grid_points(spec, resolved)
-    print(f"grid: {len(points)} points x {len(STRATEGIES)} strategies, engine {spec.engine}, "
-          f"writing to {spec.out}", file=log, flush=True)
+    print(f"grid: {len(points)} points x {len(STRATEGIES)} strategies, engine {spec.engine}"
+          + (f" on {spec.jobs} processes" if spec.engine == "fast" and spec.jobs > 1 else "")
+          + f", writing to {spec.out}", file=log, flush=True)
     records, failed, inexact = [], [], []
-    for batch in _batches(points, spec.engine):
-        for p, doc, seconds, error in run_isolating(batch, spec, engine):
-            if error:
-                records.append({"file": None, **point_record(p, None), "error": error})
-                failed.append(_where(p))
-                print(f"[{len(records)}/{len(points)}] {_where(p)}: FAILED: {error[:200]}", file=log, flush=True)
-                continue
+    for p, doc, seconds, error in _results(points, spec):
+        if error:
+            records.append({"file": None, **point_record(p, None), "error": error})
+            failed.append(_where(p))
+            print(f"[{len(records)}/{len(points)}] {_where(p)}: FAILED: {error[:200]}", file=log, flush=True)
+        else:
             (spec.out / p.filename).write_text(json.dumps(doc, indent=2) + "\n")
             records.append({"file": p.filename, **doc["point"], "not_bit_exact": not_bit_exact(doc)})
             inexact += [f"{s} at {_where(p)}" for s in not_bit_exact(doc)]

@@ -1,11 +1,23 @@
-"""``fsedp grid`` and ``fsedp report``: the paper's evaluation grid and its report.
+"""``fsedp grid`` and ``fsedp report``: the evaluation on an SRAM axis, and its report.
 
 ``fsedp report DIR`` reads every compare JSON under DIR (the files ``fsedp grid`` or
 ``fsedp compare --json`` write) and writes, to ``--out`` (default ``DIR/report``):
-``report.md``; ``speedup.csv``, ``memory.csv`` and ``bound.csv``; and PNG plots. Every
-number is computed here from the runs' measured counters (cycles, peak bytes, MACs,
-bytes moved) and the hardware preset; nothing is copied from a summary. See
-``docs/report.md``.
+``report.md`` with the verdict and the tables; ``points.csv`` (every run and every
+strategy that did not fit), ``iso_sram.csv``, ``sram_needed.csv`` and ``paper.csv``; and
+PNG plots.  Every number is computed here from the runs' measured fields (cycles,
+utilizations, bytes moved, provisioned buffers) and the hardware preset; nothing is
+copied from a summary.  See ``docs/report.md``.
+
+A *group* is (preset, model, routing, L); its points are the budgets it ran at.  The
+definitions the report uses:
+
+- best EP-family baseline at a budget: the fastest of ``ep``, ``hydra``, ``ep-whole`` and
+  ``ep-paper`` among those that fit that budget;
+- iso-SRAM speedup: best baseline cycles / FSE-DP cycles at the same budget;
+- SRAM needed: the smallest budget of the axis at which a strategy comes within
+  :data:`NEAR` (5%) of its own best time on the axis; the iso-performance memory saving
+  is ``1 - needed(FSE-DP) / needed(baseline)``;
+- win / tie / loss: an iso-SRAM speedup above ``1 + TIE``, within ``TIE`` (2%), below.
 """
 
 from __future__ import annotations
@@ -20,14 +32,22 @@ from scheduler.plan import STRATEGIES
 
 from .bound import lower_bound, plan_bound
 
-__all__ = ["add_parsers", "load_points", "point_row", "write_report", "PAPER_SPEEDUP", "PAPER_SAVING"]
+__all__ = ["add_parsers", "load_points", "point_row", "groups", "write_report", "PAPER_SPEEDUP", "PAPER_SAVING",
+           "NEAR", "TIE"]
 
 #: The paper's claims (docs/fsedp.md section 6).
 PAPER_SPEEDUP = (1.22, 2.00)
 PAPER_SAVING = 0.788
-PAIRED = "fse-dp-paired"
-BASELINES = ("ep", "hydra")
-NAMES = {"ep": "EP", "hydra": "Hydra", "fse-dp": "FSE-DP", PAIRED: "FSE-DP paired"}
+PAIRED, UNPAIRED = "fse-dp-paired", "fse-dp"
+FSE = (UNPAIRED, PAIRED)
+BASELINES = ("ep", "hydra", "ep-whole", "ep-paper")
+NAMES = {"ep": "EP", "hydra": "Hydra", "ep-whole": "EP (whole experts)", "ep-paper": "EP (reference model)",
+         UNPAIRED: "FSE-DP", PAIRED: "FSE-DP paired"}
+#: Within this fraction of a strategy's own best time counts as reaching it.
+NEAR = 0.05
+#: Speedups within this fraction of 1 count as a tie.
+TIE = 0.02
+PAPER_BUDGET = "paper"
 
 
 class ReportError(ValueError):
@@ -37,8 +57,9 @@ class ReportError(ValueError):
 # --------------------------------------------------------------------------- loading
 
 def _is_compare(doc) -> bool:
-    return (isinstance(doc, dict) and isinstance(doc.get("runs"), list) and doc["runs"]
-            and all(isinstance(r, dict) and {"strategy", "cycles", "config"} <= set(r) for r in doc["runs"]))
+    return (isinstance(doc, dict) and isinstance(doc.get("runs"), list)
+            and all(isinstance(r, dict) and {"strategy", "cycles", "config"} <= set(r) for r in doc["runs"])
+            and (doc["runs"] or doc.get("not_run")))
 
 
 def _grid_file(folder: pathlib.Path, path: pathlib.Path) -> bool:
@@ -76,10 +97,6 @@ def _ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def _saving(ours, base):
-    return 1 - ours / base if ours is not None and base else None
-
-
 def point_bound(doc: dict, hw) -> dict | None:
     """The layer's lower bound: from the ``point`` record's bound inputs when the grid
     stored them, else by re-planning the workload from the run's config (plan only)."""
@@ -88,10 +105,13 @@ def point_bound(doc: dict, hw) -> dict | None:
         return lower_bound(stored["unique_weight_bytes"], stored["macs"], hw)
     from sim.workload import prepare
 
+    if not doc["runs"]:
+        return None
     cfg = doc["runs"][0]["config"]
     try:
         w = prepare(preset=cfg["preset"], model=cfg["model"], tokens=cfg["tokens"], routing_spec=cfg["routing"],
-                    strategy=PAIRED, seed=cfg.get("seed", 0), layout=cfg.get("layout", "round-robin"),
+                    strategy=cfg["strategy"], seed=cfg.get("seed", 0), sram=cfg.get("sram"),
+                    slices=cfg.get("slices") if cfg["strategy"] not in ("ep-whole", "ep-paper") else None,
                     with_data=False)
     except (KeyError, ValueError, OSError):
         return None
@@ -99,55 +119,99 @@ def point_bound(doc: dict, hw) -> dict | None:
 
 
 def _run_metrics(run: dict, hw) -> dict:
-    """Peak bytes, utilizations and the busiest resource of one run."""
+    """Utilizations and the busiest resource of one run."""
     cycles = run["cycles"]
     util = {"compute": max(run["compute_utilization"], default=0.0),
             "D2D link": max((max(u, default=0.0) for u in run.get("link_utilization", [])), default=0.0)}
     if hw is not None and cycles:
         util["DRAM"] = run["dram_bytes"] / (cycles * hw.dram_bytes_per_cycle * hw.dram_channels)
-    return {"cycles": cycles, "peak": max(run["peak_onchip_bytes"]),
-            "weight_peak": max(run["peak_slot_bytes"]) if run.get("peak_slot_bytes") else None,
-            "compute_util": list(run["compute_utilization"]), "util": util,
-            "busiest": max(util, key=util.get)}
+    return {"cycles": cycles, "util": util, "busiest": max(util, key=util.get),
+            "weight_bytes": run.get("plan_weight_bytes"), "provisioned": run.get("provisioned_weight_bytes"),
+            "slices": run.get("slices"), "slots": run.get("slots"), "d2d_bytes": run.get("d2d_bytes"),
+            "peak": max(run["peak_onchip_bytes"]), "token_peak": max(run.get("token_bytes") or [0])}
+
+
+def _budget_of(doc: dict):
+    """The point's weight budget: bytes, or ``"paper"``."""
+    meta = doc.get("point") or {}
+    if "sram" in meta and meta["sram"] not in (None, "preset"):
+        return meta["sram"]
+    for r in doc["runs"]:
+        if r.get("provisioned_weight_bytes"):
+            return r["provisioned_weight_bytes"]
+    return None
 
 
 def point_row(path, doc: dict) -> dict:
     """Everything the report shows about one point, computed from its runs."""
     runs = {r["strategy"]: r for r in doc["runs"]}
-    cfg = doc["runs"][0]["config"]
     meta = doc.get("point") or {}
+    cfg = doc["runs"][0]["config"] if doc["runs"] else {}
+    preset = meta.get("preset", cfg.get("preset", "?"))
     try:
-        hw = presets.get_hardware(cfg["preset"])
+        hw = presets.get_hardware(preset)
     except (KeyError, presets.PresetError):
         hw = None
     m = {s: _run_metrics(r, hw) for s, r in runs.items()}
-    get = lambda s, k: m[s][k] if s in m else None  # noqa: E731
     bound = point_bound(doc, hw) if hw is not None else None
-    row = {"file": str(path), "preset": cfg.get("preset", "?"), "model": cfg.get("model", "?"),
-           "routing": meta.get("routing", cfg.get("routing", "?")), "tokens": cfg.get("tokens"),
-           "routing_source": meta.get("routing_source"), "engine": doc["runs"][0].get("engine"),
-           "strategies": [r["strategy"] for r in doc["runs"]],
-           "bit_exact": [r.get("bit_exact") for r in doc["runs"]], "bound": bound,
-           "cycles": {s: v["cycles"] for s, v in m.items()}, "peak": {s: v["peak"] for s, v in m.items()},
-           "weight_peak": {s: v["weight_peak"] for s, v in m.items()},
-           "compute_util": {s: v["compute_util"] for s, v in m.items()},
-           "util": {s: v["util"] for s, v in m.items()}, "busiest": {s: v["busiest"] for s, v in m.items()},
-           "distance": {s: _ratio(v["cycles"], bound and bound["cycles"]) for s, v in m.items()}}
-    for b in BASELINES:
-        row[f"speedup_vs_{b}"] = _ratio(get(b, "cycles"), get(PAIRED, "cycles"))
-        row[f"unpaired_vs_{b}"] = _ratio(get(b, "cycles"), get("fse-dp", "cycles"))
-        row[f"saving_vs_{b}"] = _saving(get(PAIRED, "peak"), get(b, "peak"))
-        row[f"weight_saving_vs_{b}"] = _saving(get(PAIRED, "weight_peak"), get(b, "weight_peak"))
-    return row
+    return {"file": str(path), "preset": preset, "model": meta.get("model", cfg.get("model", "?")),
+            "routing": meta.get("routing", cfg.get("routing", "?")), "tokens": meta.get("tokens", cfg.get("tokens")),
+            "budget": _budget_of(doc), "routing_source": meta.get("routing_source"),
+            "engine": doc["runs"][0].get("engine") if doc["runs"] else None,
+            "strategies": [r["strategy"] for r in doc["runs"]],
+            "bit_exact": [r.get("bit_exact") for r in doc["runs"]], "bound": bound,
+            "not_run": {s["strategy"]: s["reason"] for s in doc.get("not_run", [])},
+            "metrics": m, "cycles": {s: v["cycles"] for s, v in m.items()},
+            "distance": {s: _ratio(v["cycles"], bound and bound["cycles"]) for s, v in m.items()}}
 
 
-def _order(rows: list) -> list:
+def best_baseline(row: dict):
+    """``(strategy, cycles)`` of the fastest EP-family run of a point, or ``(None, None)``."""
+    have = [(row["cycles"][b], b) for b in BASELINES if b in row["cycles"]]
+    if not have:
+        return None, None
+    cycles, s = min(have)
+    return s, cycles
+
+
+def _order_key(row):
     hw, mod = list(presets.HARDWARE_PRESETS), list(presets.MODEL_PRESETS)
     rank = lambda name, table: (table.index(name), name) if name in table else (len(table), name)  # noqa: E731
-    return sorted(rows, key=lambda r: (rank(r["preset"], hw), rank(r["model"], mod), r["routing"], r["tokens"]))
+    b = row["budget"]
+    return (rank(row["preset"], hw), rank(row["model"], mod), str(row["routing"]), row["tokens"] or 0,
+            (1, 0) if b == PAPER_BUDGET else (0, b or 0))
 
 
-# --------------------------------------------------------------------------- tables
+def groups(rows: list) -> list:
+    """Rows grouped by (preset, model, routing, L): ``[(key, {budget: row})]``, ordered."""
+    out = {}
+    for r in sorted(rows, key=_order_key):
+        out.setdefault((r["preset"], r["model"], r["routing"], r["tokens"]), {})[r["budget"]] = r
+    return list(out.items())
+
+
+def _axis(points: dict) -> list:
+    """The numeric budgets of a group, ascending."""
+    return sorted(b for b in points if isinstance(b, int))
+
+
+def sram_needed(points: dict, strategy: str):
+    """The smallest budget on the axis at which ``strategy`` comes within :data:`NEAR` of
+    its own best time on the axis (None if it never runs), and that best time."""
+    have = [(b, points[b]["cycles"][strategy]) for b in _axis(points) if strategy in points[b]["cycles"]]
+    if not have:
+        return None, None
+    best = min(c for _, c in have)
+    return next(b for b, c in have if c <= (1 + NEAR) * best), best
+
+
+def _outcome(speedup) -> str:
+    if speedup is None:
+        return "n/a"
+    return "win" if speedup > 1 + TIE else "loss" if speedup < 1 - TIE else "tie"
+
+
+# --------------------------------------------------------------------------- formatting
 
 def _f(v, spec=".2f", suffix=""):
     return "-" if v is None else f"{v:{spec}}{suffix}"
@@ -157,13 +221,12 @@ def _pct(v):
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
-def _bytes(v):
+def _mib(v):
     if v is None:
         return "-"
-    for unit, size in (("MiB", 2 ** 20), ("KiB", 2 ** 10)):
-        if v >= size:
-            return f"{v / size:.2f} {unit}"
-    return f"{v} B"
+    if v == PAPER_BUDGET:
+        return "paper"
+    return presets.format_size(v)
 
 
 def md_table(headers: list, rows: list) -> str:
@@ -172,210 +235,323 @@ def md_table(headers: list, rows: list) -> str:
     return "\n".join(lines)
 
 
-SPEEDUP_COLS = ["preset", "model", "routing", "tokens", "cycles_ep", "cycles_hydra", "cycles_fse-dp",
-                "cycles_fse-dp-paired", "speedup_vs_ep", "speedup_vs_hydra", "unpaired_vs_ep", "unpaired_vs_hydra"]
-MEMORY_COLS = ["preset", "model", "routing", "tokens", "peak_ep", "peak_hydra", "peak_fse-dp", "peak_fse-dp-paired",
-               "saving_vs_ep", "saving_vs_hydra", "weight_peak_ep", "weight_peak_hydra", "weight_peak_fse-dp-paired",
-               "weight_saving_vs_ep", "weight_saving_vs_hydra"]
-BOUND_COLS = ["preset", "model", "routing", "tokens", "bound_cycles", "bound_limit", "dram_cycles",
-              "compute_cycles"] + [f"distance_{s}" for s in STRATEGIES] + [f"busiest_{s}" for s in STRATEGIES]
+def _where(key, budget=None) -> str:
+    preset, model, routing, tokens = key
+    return f"{preset} {model} L={tokens}" + (f" at {_mib(budget)}" if budget is not None else "")
 
 
-def _flat(row: dict) -> dict:
-    """One row's scalars under the CSV column names."""
-    out = {k: row[k] for k in ("preset", "model", "routing", "tokens")}
-    for s in STRATEGIES:
-        out[f"cycles_{s}"] = row["cycles"].get(s)
-        out[f"peak_{s}"] = row["peak"].get(s)
-        out[f"weight_peak_{s}"] = row["weight_peak"].get(s)
-        out[f"distance_{s}"] = row["distance"].get(s)
-        out[f"busiest_{s}"] = row["busiest"].get(s)
-    for b in BASELINES:
-        for k in ("speedup_vs_", "unpaired_vs_", "saving_vs_", "weight_saving_vs_"):
-            out[k + b] = row[k + b]
-    bound = row["bound"] or {}
-    out.update(bound_cycles=bound.get("cycles"), bound_limit=bound.get("limit"),
-               dram_cycles=bound.get("dram_cycles"), compute_cycles=bound.get("compute_cycles"))
+def _pct_util(r, s):
+    u = r["metrics"][s]["util"]
+    return ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(u.items(), key=lambda kv: -kv[1]))
+
+
+# --------------------------------------------------------------------------- tables
+
+def iso_sram_table(items: list) -> str:
+    """(b) Per group: FSE-DP paired / unpaired speedup over the best EP-family baseline at
+    each budget (which baseline in brackets)."""
+    budgets = sorted({b for _, pts in items for b in _axis(pts)})
+    head = ["model", "L"] + [_mib(b) for b in budgets]
+    body = []
+    for key, pts in items:
+        cells = []
+        for b in budgets:
+            r = pts.get(b)
+            if r is None:
+                cells.append("")
+                continue
+            base, cycles = best_baseline(r)
+            p, u = (_ratio(cycles, r["cycles"].get(s)) for s in (PAIRED, UNPAIRED))
+            if base is None and (PAIRED in r["cycles"] or UNPAIRED in r["cycles"]):
+                cells.append("no EP fits")
+            elif PAIRED not in r["cycles"] and UNPAIRED not in r["cycles"]:
+                cells.append("FSE-DP does not fit" if base else "nothing fits")
+            else:
+                cells.append(f"{_f(p)} / {_f(u)} ({base})")
+        body.append([key[1], key[3]] + cells)
+    return md_table(head, body)
+
+
+def need_table(items: list) -> str:
+    """(c) Per group: the SRAM each strategy needs to come within 5% of its own best time,
+    and the iso-performance saving of FSE-DP paired and unpaired against the baseline that
+    needs least."""
+    head = ["model", "L"] + [NAMES[s] for s in STRATEGIES] + ["paired saving", "unpaired saving"]
+    body = []
+    for key, pts in items:
+        need = {s: sram_needed(pts, s)[0] for s in STRATEGIES}
+        base = [need[b] for b in BASELINES if need[b] is not None]
+        least = min(base) if base else None
+        body.append([key[1], key[3]] + [_mib(need[s]) for s in STRATEGIES]
+                    + [_pct(1 - need[s] / least) if need[s] is not None and least else "-" for s in FSE[::-1]])
+    return md_table(head, body)
+
+
+def paper_table(items: list) -> str:
+    """(d) FSE-DP against the reference model's EP at the reference model's provisioning,
+    and FSE-DP paired at 8 MiB against the same."""
+    head = ["model", "L", "ep-paper cycles (weight SRAM)", "paired cycles (weight SRAM)", "paired vs ep-paper",
+            "unpaired vs ep-paper", "weight-SRAM saving", "paired at 8 MiB vs ep-paper"]
+    body = []
+    for key, pts in items:
+        r = pts.get(PAPER_BUDGET)
+        if r is None:
+            continue
+        e, p, u = (r["metrics"].get(s) for s in ("ep-paper", PAIRED, UNPAIRED))
+        at8 = pts.get(8 * presets.MiB)
+        body.append([key[1], key[3],
+                     f"{e['cycles']} ({_mib(e['provisioned'])})" if e else "does not fit",
+                     f"{p['cycles']} ({_mib(p['provisioned'])})" if p else "does not fit",
+                     _f(_ratio(e and e["cycles"], p and p["cycles"]), ".2f", "x"),
+                     _f(_ratio(e and e["cycles"], u and u["cycles"]), ".2f", "x"),
+                     _pct(1 - p["provisioned"] / e["provisioned"]) if e and p else "-",
+                     _f(_ratio(e and e["cycles"], at8 and at8["cycles"].get(PAIRED)), ".2f", "x")])
+    return md_table(head, body)
+
+
+def bound_table(items: list, budget) -> str:
+    """Distance to the lower bound at one budget, and each strategy's busiest resource."""
+    head = ["model", "L", "bound (cycles)", "limited by"] + [NAMES[s] for s in STRATEGIES] + \
+        ["paired: busiest resource", "best EP: busiest resource"]
+    body = []
+    for key, pts in items:
+        r = pts.get(budget)
+        if r is None:
+            continue
+        b = r["bound"] or {}
+        base, _ = best_baseline(r)
+        cell = lambda s: (_f(r["distance"].get(s), ".2f", "x") if s in r["cycles"] else "does not fit")  # noqa: E731
+        busy = lambda s: (f"{r['metrics'][s]['busiest']} {100 * r['metrics'][s]['util'][r['metrics'][s]['busiest']]:.0f}%"  # noqa: E501,E731
+                          if s and s in r["metrics"] else "-")
+        body.append([key[1], key[3], _f(b.get("cycles"), ".0f"), b.get("limit", "-")] + [cell(s) for s in STRATEGIES]
+                    + [busy(PAIRED), f"{base}: {busy(base)}" if base else "-"])
+    return md_table(head, body)
+
+
+# --------------------------------------------------------------------------- verdict
+
+def _iso(items):
+    """Every (group, budget, paired speedup, unpaired speedup, best baseline, row) on the
+    numeric axis where FSE-DP and a baseline both ran."""
+    out = []
+    for key, pts in items:
+        for b in _axis(pts):
+            r = pts[b]
+            base, cycles = best_baseline(r)
+            if base is None:
+                continue
+            p, u = (_ratio(cycles, r["cycles"].get(s)) for s in (PAIRED, UNPAIRED))
+            if p is None and u is None:
+                continue
+            out.append((key, b, p, u, base, r))
     return out
 
 
-def write_csv(rows: list, cols: list, path) -> None:
+def _count(iso, idx) -> dict:
+    out = {"win": 0, "tie": 0, "loss": 0}
+    for entry in iso:
+        if entry[idx] is not None:
+            out[_outcome(entry[idx])] += 1
+    return out
+
+
+def _reason(r, s, base) -> str:
+    """Why one point came out as it did, from its measured resources."""
+    d = r["distance"]
+    return (f"{NAMES[s]} runs at {_f(d.get(s))}x of the lower bound ({_pct_util(r, s)}); the best baseline, "
+            f"{NAMES[base]}, at {_f(d.get(base))}x ({_pct_util(r, base)})")
+
+
+def verdict(items: list, presets_seen: list) -> str:
+    lines = ["## Verdict", "",
+             "Written from the measured numbers below; win / tie / loss is an iso-SRAM speedup over the best "
+             f"EP-family baseline above {1 + TIE:.2f}x, within {TIE:.0%} of 1, or below {1 - TIE:.2f}x, counted "
+             "over every (model, L, budget) where both ran."]
+    for preset in presets_seen:
+        mine = [it for it in items if it[0][0] == preset]
+        iso = _iso(mine)
+        if not iso:
+            continue
+        lines += ["", f"### {preset}", ""]
+        for idx, s in ((2, PAIRED), (3, UNPAIRED)):
+            vals = [e[idx] for e in iso if e[idx] is not None]
+            if not vals:
+                continue
+            c = _count(iso, idx)
+            lo = min((e for e in iso if e[idx] is not None), key=lambda e: e[idx])
+            hi = max((e for e in iso if e[idx] is not None), key=lambda e: e[idx])
+            lines.append(f"- **{NAMES[s]}** against the best EP-family baseline at equal weight SRAM: "
+                         f"{c['win']} wins, {c['tie']} ties, {c['loss']} losses of {len(vals)}; speedup "
+                         f"{lo[idx]:.2f}x (at {_where(lo[0], lo[1])}) to {hi[idx]:.2f}x (at {_where(hi[0], hi[1])}).")
+        base_counts = {}
+        for e in iso:
+            base_counts[e[4]] = base_counts.get(e[4], 0) + 1
+        lines.append("- The best baseline was " + ", ".join(f"{NAMES[b]} at {n}" for b, n in
+                                                            sorted(base_counts.items(), key=lambda kv: -kv[1]))
+                     + " of those points.")
+        losses = sorted((e for e in iso if e[2] is not None and _outcome(e[2]) == "loss"), key=lambda e: e[2])
+        wins = sorted((e for e in iso if e[2] is not None and _outcome(e[2]) == "win"), key=lambda e: -e[2])
+        if losses:
+            e = losses[0]
+            lines.append(f"- Where FSE-DP paired loses most ({_where(e[0], e[1])}, {e[2]:.2f}x): "
+                         f"{_reason(e[5], PAIRED, e[4])}.")
+            busy = {}
+            for x in losses:
+                k = x[5]["metrics"][PAIRED]["busiest"]
+                busy[k] = busy.get(k, 0) + 1
+            lines.append("  Its busiest resource at the losing points: " + ", ".join(
+                f"{k} at {n}" for k, n in sorted(busy.items(), key=lambda kv: -kv[1])) + ".")
+        if wins:
+            e = wins[0]
+            lines.append(f"- Where FSE-DP paired wins most ({_where(e[0], e[1])}, {e[2]:.2f}x): "
+                         f"{_reason(e[5], PAIRED, e[4])}.")
+            busy = {}
+            for x in wins:
+                k = x[5]["metrics"][x[4]]["busiest"]
+                busy[k] = busy.get(k, 0) + 1
+            lines.append("  The best baseline's busiest resource at the winning points: " + ", ".join(
+                f"{k} at {n}" for k, n in sorted(busy.items(), key=lambda kv: -kv[1])) + ".")
+        at_bound = [e for e in iso if e[5]["distance"].get(e[4]) is not None and e[5]["distance"][e[4]] <= 1 + TIE]
+        if at_bound:
+            lines.append(f"- At {len(at_bound)} of {len(iso)} points the best baseline already runs within {TIE:.0%} "
+                         "of the lower bound, so no schedule could beat it by more than that.")
+        pu = [e for e in iso if e[2] is not None and e[3] is not None]
+        slower = [e for e in pu if e[2] < e[3] * (1 - 0.005)]
+        if pu:
+            worst = min(pu, key=lambda e: e[2] / e[3])
+            lines.append(f"- Pairing: FSE-DP paired is slower than unpaired FSE-DP (by more than 0.5%) at {len(slower)} "
+                         f"of {len(pu)} points, by up to {100 * (1 - worst[2] / worst[3]):.1f}% "
+                         f"(at {_where(worst[0], worst[1])}).")
+        needs = []
+        for key, pts in mine:
+            n = {s: sram_needed(pts, s)[0] for s in STRATEGIES}
+            base = [n[b] for b in BASELINES if n[b] is not None]
+            if n[PAIRED] is not None and base:
+                needs.append((1 - n[PAIRED] / min(base), key))
+        if needs:
+            lo, hi = min(needs), max(needs)
+            lines.append(f"- SRAM to come within {NEAR:.0%} of its own best time on the axis: FSE-DP paired needs "
+                         f"{_pct(lo[0])} (at {_where(lo[1])}) to {_pct(hi[0])} (at {_where(hi[1])}) less weight "
+                         "SRAM than the EP-family baseline that needs least (negative: more); the paper claims up to "
+                         f"{_pct(PAPER_SAVING)} less on-chip memory.")
+        paper = []
+        for key, pts in mine:
+            r = pts.get(PAPER_BUDGET)
+            if r and "ep-paper" in r["cycles"] and PAIRED in r["cycles"]:
+                e, p = r["metrics"]["ep-paper"], r["metrics"][PAIRED]
+                paper.append((e["cycles"] / p["cycles"], 1 - p["provisioned"] / e["provisioned"], key))
+        if paper:
+            lo, hi = min(paper), max(paper)
+            inside = sum(PAPER_SPEEDUP[0] <= x[0] <= PAPER_SPEEDUP[1] for x in paper)
+            lines.append(f"- Against the paper's own baseline (ep-paper with two whole-expert buffers, FSE-DP paired with "
+                         f"12 micro-slices: the reference model's provisioning): {lo[0]:.2f}x (at {_where(lo[2])}) to "
+                         f"{hi[0]:.2f}x (at {_where(hi[2])}), {inside} of {len(paper)} inside the paper's "
+                         f"{PAPER_SPEEDUP[0]:.2f}x-{PAPER_SPEEDUP[1]:.2f}x, with "
+                         f"{_pct(min(x[1] for x in paper))} to {_pct(max(x[1] for x in paper))} less weight SRAM.")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- CSV
+
+POINT_COLS = ["preset", "model", "routing", "tokens", "budget", "strategy", "fits", "reason", "slices", "slots",
+              "weight_bytes", "provisioned_weight_bytes", "cycles", "bound_cycles", "bound_limit", "distance",
+              "busiest", "compute_util", "dram_util", "d2d_util", "d2d_bytes", "peak_occupancy_bytes",
+              "token_bytes", "best_baseline", "iso_sram_speedup"]
+
+
+def _write_csv(path, cols, rows) -> None:
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({k: ("" if v is None else v) for k, v in _flat(r).items()})
+            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
 
 
-def speedup_table(rows: list) -> str:
-    head = ["model", "routing", "L", "EP cycles", "Hydra cycles", "FSE-DP cycles", "paired cycles",
-            "paired vs EP", "paired vs Hydra", "unpaired vs EP"]
-    body = [[r["model"], r["routing"], r["tokens"], *(_f(r["cycles"].get(s), "d") for s in
-            ("ep", "hydra", "fse-dp", PAIRED)), _f(r["speedup_vs_ep"], ".2f", "x"),
-             _f(r["speedup_vs_hydra"], ".2f", "x"), _f(r["unpaired_vs_ep"], ".2f", "x")] for r in rows]
-    return md_table(head, body)
-
-
-def memory_table(rows: list) -> str:
-    head = ["model", "routing", "L", "EP", "Hydra", "FSE-DP", "FSE-DP paired", "saving vs EP", "saving vs Hydra",
-            "weight-slot saving vs EP"]
-    body = [[r["model"], r["routing"], r["tokens"], *(_bytes(r["peak"].get(s)) for s in ("ep", "hydra", "fse-dp", PAIRED)),
-             _pct(r["saving_vs_ep"]), _pct(r["saving_vs_hydra"]), _pct(r["weight_saving_vs_ep"])] for r in rows]
-    return md_table(head, body)
-
-
-def bound_table(rows: list) -> str:
-    head = ["model", "routing", "L", "bound (cycles)", "limited by"] + [f"{NAMES[s]} / bound" for s in STRATEGIES] \
-        + ["paired: busiest resource"]
-    body = []
-    for r in rows:
-        b = r["bound"] or {}
-        busy = r["busiest"].get(PAIRED)
-        util = r["util"].get(PAIRED, {}).get(busy)
-        body.append([r["model"], r["routing"], r["tokens"], _f(b.get("cycles"), ".0f"), b.get("limit", "-"),
-                     *(_f(r["distance"].get(s), ".2f", "x") for s in STRATEGIES),
-                     f"{busy} {_pct(util)}" if busy else "-"])
-    return md_table(head, body)
-
-
-# --------------------------------------------------------------------------- claims
-
-def _where(r: dict) -> str:
-    return f"{r['preset']} {r['model']} ({r['routing']}) L={r['tokens']}"
-
-
-def _extreme(rows: list, key: str, pick):
-    have = [r for r in rows if r[key] is not None]
-    return pick(have, key=lambda r: r[key]) if have else None
-
-
-def _resources(r: dict, s: str) -> str:
-    u = r["util"].get(s, {})
-    parts = ", ".join(f"{k} {_pct(v)}" for k, v in sorted(u.items(), key=lambda kv: -kv[1]))
-    return f"{NAMES[s]}: {parts}"
-
-
-def _explain(r: dict, base: str) -> str:
-    """Why one point's speedup is what it is: the busiest resources and the bound."""
-    text = (f"Share of the run each resource was busy (all DRAM channels together, the busiest chiplet's MACs, "
-            f"the busiest D2D link): {_resources(r, PAIRED)}; {_resources(r, base)}.")
-    b = r["bound"]
-    if b:
-        ceiling = r["cycles"][base] / b["cycles"]
-        text += (f" The layer's lower bound is {b['limit']}-limited ({b['cycles']:.0f} cycles): FSE-DP paired "
-                 f"runs at {r['distance'][PAIRED]:.2f}x of it and {NAMES[base]} at {ceiling:.2f}x, so no schedule "
-                 f"could beat {NAMES[base]} by more than {ceiling:.2f}x at this point.")
-    return text
-
-
-def speedup_claim(rows: list, base: str) -> list:
-    """Sentences on the measured speedup range over ``base`` against the paper's."""
-    key = f"speedup_vs_{base}"
-    lo, hi = _extreme(rows, key, min), _extreme(rows, key, max)
-    if lo is None:
-        return [f"- No point has both FSE-DP paired and {NAMES[base]}."]
-    out = [f"- FSE-DP paired over {NAMES[base]}: **{lo[key]:.2f}x to {hi[key]:.2f}x** "
-           f"(lowest at {_where(lo)}, highest at {_where(hi)}); the paper claims "
-           f"{PAPER_SPEEDUP[0]:.2f}x to {PAPER_SPEEDUP[1]:.2f}x."]
-    if lo[key] < PAPER_SPEEDUP[0]:
-        n = sum(r[key] is not None and r[key] < PAPER_SPEEDUP[0] for r in rows)
-        out.append(f"  - We measure less than the paper's lowest speedup at {n} of {len(rows)} points. "
-                   f"At the lowest point: {_explain(lo, base)}")
-    if hi[key] > PAPER_SPEEDUP[1]:
-        n = sum(r[key] is not None and r[key] > PAPER_SPEEDUP[1] for r in rows)
-        out.append(f"  - We measure more than the paper's highest speedup at {n} of {len(rows)} points. "
-                   f"At the highest point: {_explain(hi, base)}")
+def point_records(items: list) -> list:
+    out = []
+    for key, pts in items:
+        for b, r in pts.items():
+            base, bc = best_baseline(r)
+            for s in STRATEGIES:
+                rec = dict(zip(("preset", "model", "routing", "tokens"), key), budget=_mib(b), strategy=s,
+                           bound_cycles=(r["bound"] or {}).get("cycles"), bound_limit=(r["bound"] or {}).get("limit"),
+                           best_baseline=base)
+                if s in r["metrics"]:
+                    m = r["metrics"][s]
+                    rec.update(fits=True, slices=m["slices"], slots=m["slots"], weight_bytes=m["weight_bytes"],
+                               provisioned_weight_bytes=m["provisioned"], cycles=m["cycles"],
+                               distance=r["distance"].get(s), busiest=m["busiest"], compute_util=m["util"]["compute"],
+                               dram_util=m["util"].get("DRAM"), d2d_util=m["util"]["D2D link"],
+                               d2d_bytes=m["d2d_bytes"], peak_occupancy_bytes=m["peak"], token_bytes=m["token_peak"],
+                               iso_sram_speedup=_ratio(bc, m["cycles"]) if s in FSE else None)
+                elif s in r["not_run"]:
+                    rec.update(fits=False, reason=r["not_run"][s])
+                else:
+                    continue
+                out.append(rec)
     return out
 
 
-def memory_claim(rows: list) -> list:
+def need_records(items: list) -> list:
     out = []
-    for base in BASELINES:
-        r = _extreme(rows, f"saving_vs_{base}", max)
-        w = _extreme(rows, f"weight_saving_vs_{base}", max)
+    for key, pts in items:
+        for s in STRATEGIES:
+            need, best = sram_needed(pts, s)
+            out.append(dict(zip(("preset", "model", "routing", "tokens"), key), strategy=s,
+                            sram_needed_bytes=need, best_cycles=best))
+    return out
+
+
+def paper_records(items: list) -> list:
+    out = []
+    for key, pts in items:
+        r = pts.get(PAPER_BUDGET)
         if r is None:
             continue
-        line = (f"- Peak on-chip memory of FSE-DP paired against {NAMES[base]}: up to **{_pct(r[f'saving_vs_{base}'])}** "
-                f"less (at {_where(r)}); the paper claims up to {_pct(PAPER_SAVING)}.")
-        if w is not None:
-            line += (f" Counting weight slots only (no token buffers): up to {_pct(w[f'weight_saving_vs_{base}'])} "
-                     f"(at {_where(w)}).")
-        out.append(line)
-    if out and max(r["saving_vs_ep"] or -1 for r in rows) < PAPER_SAVING:
-        out.append("  - Below the paper's figure: our peak is the most weight slots a chiplet actually held at once "
-                   "times the slot size, plus its token buffers (sim/results.py), measured per run; the paper's "
-                   "78.8% compares 64 micro-slices against one whole expert by buffer budget (docs/fsedp.md "
-                   "section 6). The weight-slot column above isolates the weights.")
+        for s in STRATEGIES:
+            m = r["metrics"].get(s)
+            out.append(dict(zip(("preset", "model", "routing", "tokens"), key), strategy=s,
+                            provisioned_weight_bytes=m and m["provisioned"], cycles=m and m["cycles"],
+                            speedup_of_paired=_ratio(m and m["cycles"], r["cycles"].get(PAIRED)),
+                            reason=r["not_run"].get(s)))
     return out
-
-
-def claims_section(rows: list) -> str:
-    lines = ["## Measured against the paper's claims", ""]
-    lines += speedup_claim(rows, "ep") + speedup_claim(rows, "hydra") + memory_claim(rows)
-    dist = [r["distance"].get(PAIRED) for r in rows if r["distance"].get(PAIRED)]
-    if dist:
-        lines.append(f"- FSE-DP paired runs at {min(dist):.2f}x to {max(dist):.2f}x of the layer's lower bound "
-                     f"(1.00x would be perfect).")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- output
-
-def _plots(rows: list, out: pathlib.Path) -> list:
-    """Write the PNG plots; returns ``(title, file)`` pairs in report order."""
-    from . import plots
-
-    made = []
-    for preset in dict.fromkeys(r["preset"] for r in rows):
-        mine = [r for r in rows if r["preset"] == preset]
-        strategies = [s for s in STRATEGIES if any(s in r["cycles"] for r in mine)]
-        plots.speedup_bars(mine, preset, out / f"speedup_{preset}.png")
-        made.append((f"speedup, {preset}", f"speedup_{preset}.png"))
-        plots.memory_bars(mine, strategies, preset, out / f"memory_{preset}.png")
-        made.append((f"peak on-chip memory, {preset}", f"memory_{preset}.png"))
-        top = max(r["tokens"] for r in mine)
-        name = f"utilization_{preset}.png"
-        plots.utilization_bars([r for r in mine if r["tokens"] == top], strategies, f"{preset}, L={top}", out / name)
-        made.append((f"per-chiplet compute utilization, {preset}, L={top}", name))
-    return made
-
-
-def _timelines(points: list, out: pathlib.Path, limit: int = 12) -> list:
-    from . import plots
-
-    made = []
-    for path, doc in points:
-        for run in doc["runs"]:
-            if run.get("timeline") and len(made) < limit:
-                name = f"timeline_{pathlib.Path(path).stem}_{run['strategy']}.png"
-                if plots.timeline_plot(run["timeline"], f"{pathlib.Path(path).stem} {run['strategy']}", out / name):
-                    made.append((f"utilization over time, {pathlib.Path(path).stem}, {run['strategy']}", name))
-    return made
-
 
 def failed_points(folder) -> list:
     """Points a grid's ``index.json`` records as failed to simulate (none without an index)."""
     try:
         index = json.loads((pathlib.Path(folder) / "index.json").read_text())
-        return [f"{p['preset']} {p['model']} ({p['routing']}) L={p['tokens']}" for p in index.get("points", [])
-                if isinstance(p, dict) and p.get("error")]
+        return [f"{p['preset']} {p['model']} ({p['routing']}) L={p['tokens']} {p.get('sram_label', '')}"
+                for p in index.get("points", []) if isinstance(p, dict) and p.get("error")]
     except (OSError, ValueError, KeyError, AttributeError):
         return []
 
 
-def _header(rows: list, folder, skipped: list) -> str:
-    engines = sorted({str(r["engine"]) for r in rows})
+def _header(rows: list, folder, skipped: list, source: str | None) -> str:
+    engines = sorted({str(r["engine"]) for r in rows if r["engine"]})
     exact = [b for r in rows for b in r["bit_exact"]]
     checked = [b for b in exact if b is not None]
-    text = ["# FSE-DP evaluation report",
-            f"{len(rows)} points from `{folder}` (engine: {', '.join(engines)}; "
-            f"presets: {', '.join(dict.fromkeys(r['preset'] for r in rows))}). "
-            f"Bit-exact against the golden model: {sum(checked)} of {len(checked)} checked runs"
-            + (f"; {len(exact) - len(checked)} runs not checked (fast engine)." if len(checked) < len(exact) else ".")]
-    bad = [f"{s} at {_where(r)}" for r in rows for s, b in zip(r["strategies"], r["bit_exact"]) if b is False]
+    budgets = sorted({r["budget"] for r in rows if isinstance(r["budget"], int)})
+    text = ["# FSE-DP at physical SRAM budgets: evaluation report",
+            f"{len(rows)} points from `{source or folder}` (engine: {', '.join(engines)}; presets: "
+            f"{', '.join(dict.fromkeys(r['preset'] for r in rows))}; weight buffers per chiplet: "
+            f"{', '.join(_mib(b) for b in budgets)}"
+            + (", and each strategy at the reference model's provisioning ('paper')"
+               if any(r["budget"] == PAPER_BUDGET for r in rows) else "")
+            + f"). Bit-exact against the golden model: {sum(checked)} of {len(checked)} checked runs"
+            + (f"; {len(exact) - len(checked)} runs not checked (fast engine, validated against the RTL: "
+               "docs/fast_model.md)." if len(checked) < len(exact) else "."),
+            "Every strategy at a point runs on the same hardware with the same weight buffer per chiplet (its "
+            "slots are carved out of it, docs/sram.md) and the same token and accumulator buffers; a strategy "
+            "that cannot fit the budget, or a packet or instruction field, is listed as not fitting, never run "
+            "on a bigger buffer. Baselines: " + "; ".join(f"`{b}` {NAMES[b]}" for b in BASELINES) + "."]
+    bad = [f"{s} at {r['preset']} {r['model']} L={r['tokens']}" for r in rows
+           for s, b in zip(r["strategies"], r["bit_exact"]) if b is False]
     if bad:
         text.append(f"**Not bit-exact ({len(bad)} runs): {'; '.join(bad)}.** Their outputs differ from the golden "
-                    "model (see the runs' `mismatches` and `errors`); their cycles are shown but not trustworthy.")
+                    "model; their cycles are shown but not trustworthy.")
     failed = failed_points(folder)
     if failed:
         text.append(f"**Failed to simulate ({len(failed)} points, from index.json; not in the tables): "
@@ -389,33 +565,68 @@ def _header(rows: list, folder, skipped: list) -> str:
     return "\n\n".join(text)
 
 
-def write_report(folder, out=None) -> pathlib.Path:
+def _plots(items: list, out: pathlib.Path) -> list:
+    """Write the PNG plots; returns ``(title, file)`` pairs in report order."""
+    from . import plots
+
+    made = []
+    for preset in dict.fromkeys(k[0] for k, _ in items):
+        mine = [(k, pts) for k, pts in items if k[0] == preset]
+        for model in dict.fromkeys(k[1] for k, _ in mine):
+            panels = [(k, pts) for k, pts in mine if k[1] == model]
+            name = f"sram_{preset}_{model}.png"
+            if plots.sram_curves(panels, f"{preset}, {model}", out / name):
+                made.append((f"cycles / lower bound against the weight buffer, {preset}, {model}", name))
+        name = f"iso_sram_{preset}.png"
+        if plots.iso_sram_speedup(mine, f"{preset}", out / name):
+            made.append((f"iso-SRAM speedup of FSE-DP over the best EP-family baseline, {preset}", name))
+    return made
+
+
+def write_report(folder, out=None, source: str | None = None) -> pathlib.Path:
     """Read the compare JSONs under ``folder``; write the report to ``out``. Returns the
-    path of ``report.md``."""
+    path of ``report.md``.  ``source``: how to name the folder in the report (default:
+    the path given)."""
     folder = pathlib.Path(folder)
     out = pathlib.Path(out) if out else folder / "report"
     points, skipped = load_points(folder)
     points = [(p, d) for p, d in points if out.resolve() not in p.resolve().parents]
-    rows = _order([point_row(p, d) for p, d in points])
+    rows = [point_row(p, d) for p, d in points]
+    seen = {}
+    for r in rows:
+        key = (r["preset"], r["model"], r["routing"], r["tokens"], r["budget"])
+        if key in seen:
+            raise ReportError(f"{r['file']} and {seen[key]} are the same point ({key[0]} {key[1]} {key[2]} "
+                              f"L={key[3]} at {_mib(key[4])}); keep one")
+        seen[key] = r["file"]
+    items = groups(rows)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, SPEEDUP_COLS, out / "speedup.csv")
-    write_csv(rows, MEMORY_COLS, out / "memory.csv")
-    write_csv(rows, BOUND_COLS, out / "bound.csv")
-    figures = _plots(rows, out)
-    timelines = _timelines(points, out)
-    parts = [_header(rows, folder, skipped), claims_section(rows)]
-    for preset in dict.fromkeys(r["preset"] for r in rows):
-        mine = [r for r in rows if r["preset"] == preset]
-        parts += [f"## {preset}", "### Speedup of FSE-DP paired (cycles; speedup = baseline cycles / paired cycles)",
-                  speedup_table(mine),
-                  "### Peak on-chip memory per chiplet (weights + tokens; saving = 1 - paired / baseline)",
-                  memory_table(mine),
-                  "### Distance to the lower bound (cycles / bound; bound = max(unique weight bytes / DRAM "
-                  "bandwidth, MACs / MAC rate))", bound_table(mine)]
-    parts.append("## Plots\n\n" + "\n".join(f"- {t}: ![{t}]({f})" for t, f in figures + timelines))
-    if not timelines:
-        parts.append("Utilization over time: skipped. None of these runs carries a `timeline` "
-                     "(neither engine records one yet); nothing is drawn rather than an invented one.")
+    _write_csv(out / "points.csv", POINT_COLS, point_records(items))
+    _write_csv(out / "sram_needed.csv", ["preset", "model", "routing", "tokens", "strategy", "sram_needed_bytes",
+                                         "best_cycles"], need_records(items))
+    _write_csv(out / "paper.csv", ["preset", "model", "routing", "tokens", "strategy", "provisioned_weight_bytes",
+                                   "cycles", "speedup_of_paired", "reason"], paper_records(items))
+    figures = _plots(items, out)
+    presets_seen = list(dict.fromkeys(k[0] for k, _ in items))
+    parts = [_header(rows, folder, skipped, source), verdict(items, presets_seen)]
+    for preset in presets_seen:
+        mine = [(k, pts) for k, pts in items if k[0] == preset]
+        axis = sorted({b for _, pts in mine for b in _axis(pts)})
+        ref = 8 * presets.MiB if 8 * presets.MiB in axis else (axis[len(axis) // 2] if axis else None)
+        parts += [f"## {preset}",
+                  "### (b) Iso-SRAM speedup over the best EP-family baseline (FSE-DP paired / unpaired; the baseline "
+                  "in brackets; weight buffer per chiplet across)", iso_sram_table(mine),
+                  f"### (c) Weight SRAM each strategy needs to come within {NEAR:.0%} of its own best time on the axis "
+                  "(savings of FSE-DP against the baseline that needs least; negative: FSE-DP needs more)",
+                  need_table(mine)]
+        if any(PAPER_BUDGET in pts for _, pts in mine):
+            parts += ["### (d) The paper's baseline: FSE-DP against ep-paper, each at the reference model's "
+                      "provisioning (ep-paper: two whole-expert buffers; FSE-DP: 12 micro-slices of the model's S)",
+                      paper_table(mine)]
+        if ref is not None:
+            parts += [f"### Distance to the lower bound at {_mib(ref)} (cycles / bound; bound = max(unique weight "
+                      "bytes / DRAM bandwidth, MACs / MAC rate)) and the busiest resource", bound_table(mine, ref)]
+    parts.append("## (a) Plots\n\n" + "\n".join(f"- {t}: ![{t}]({f})" for t, f in figures))
     (out / "report.md").write_text("\n\n".join(parts) + "\n")
     return out / "report.md"
 
@@ -430,7 +641,9 @@ def cmd_grid(args) -> None:
                          models=grid.parse_names(args.models, presets.MODEL_PRESETS, "model"),
                          tokens=grid.parse_tokens(args.tokens),
                          routings=tuple(r.strip() for r in args.routing.split(",") if r.strip()) or ("real",),
-                         seed=args.seed)
+                         srams=grid.parse_srams(args.sram) if args.sram else
+                         (grid.PAPER_SRAM if args.engine == "fast" else ("preset",)),
+                         seed=args.seed, jobs=grid.default_jobs() if args.jobs is None else args.jobs)
     index = grid.run_grid(spec)
     print(f"wrote {len(index['points'])} compare JSON files and index.json to {spec.out}; "
           f"`fsedp report {spec.out}` turns them into tables and plots")
@@ -445,7 +658,7 @@ def add_parsers(sub) -> None:
     """Add ``grid`` and ``report`` to the ``fsedp`` parser."""
     from . import grid
 
-    p = sub.add_parser("grid", help="run the paper's grid (models x routing x L x strategies on presets)")
+    p = sub.add_parser("grid", help="run the evaluation grid (models x routing x L x SRAM budgets x strategies)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for one compare JSON per point + index.json")
     p.add_argument("--engine", default="fast", help="fast (default; paper scale) or rtl (rtl-* presets only)")
     p.add_argument("--presets", default=",".join(grid.PAPER_PRESETS), help="comma-separated hardware presets")
@@ -455,10 +668,16 @@ def add_parsers(sub) -> None:
     p.add_argument("--routing", default="real",
                    help="comma-separated: real[:c4|book|wikipedia] (real statistics, mapped per model; "
                         "see docs/report.md) or any --routing value of `fsedp compare`")
+    p.add_argument("--sram", default=None, metavar="SIZES",
+                   help="comma-separated weight buffers per chiplet (e.g. 1MiB,8MiB), 'paper' (each strategy at "
+                        "the reference model's provisioning) or 'preset' (default with --engine fast: "
+                        + ",".join(grid.budget_label(b) for b in grid.PAPER_SRAM) + "; with rtl: preset)")
     p.add_argument("--seed", type=int, default=0, help="seed for routing (and weights and tokens with rtl)")
+    p.add_argument("--jobs", "-j", type=int, default=None,
+                   help="worker processes for the fast engine (default: the machine's cores, at most 8)")
     p.set_defaults(func=cmd_grid)
 
-    p = sub.add_parser("report", help="tables, CSV and plots from a folder of compare JSON files")
+    p = sub.add_parser("report", help="verdict, tables, CSV and plots from a folder of compare JSON files")
     p.add_argument("folder", metavar="DIR", help="folder written by `fsedp grid` (or of `fsedp compare --json` files)")
     p.add_argument("--out", metavar="REPORTDIR", default=None, help="output folder (default: DIR/report)")
     p.set_defaults(func=cmd_report)
