@@ -251,7 +251,15 @@ class Router(wiring.Component):
 
     The local DRAM channel allocates directly: a SLICE only when two slots are free
     (R6), a WEIGHT load for this chiplet when one is.  A remote request that finds one
-    free slot is served first.
+    free slot is served first.  A WEIGHT for another chiplet either cuts through (the
+    DRAM agent reserves a slot there and the payload streams from DRAM through the mesh
+    at the channel's pace) or, flagged ``RELAY``, is staged in a local slot (two free,
+    as for a SLICE), never announced to the tile, and sent on by the forward engine to
+    its ``dst`` at link rate as a plain WEIGHT; its slot is freed when that forward ends.
+    On the ring the forward engine reserves the successor's next slot while a slice
+    streams; a relay's slot is reserved only for the entry at the head of the forward
+    queue, whose destination is the only one known, so relays are for programs with
+    ``RING_LEN`` 1.
 
     Slices (R1 to R3): a completed slice fill is announced to the tile (``arrival``) and,
     if it has made fewer than ``ring_len - 1`` forwards, queued for the forward engine,
@@ -279,7 +287,9 @@ class Router(wiring.Component):
     on a ring is filled by a forward, and the sender of that forward then frees its
     copy: a ring can never be all full of slices waiting for their successors.  (The
     torture bench shows the deadlock when R6 is removed.)  The R2 wait ends when the
-    predecessor's compute ends, which depends on nothing in the network.
+    predecessor's compute ends, which depends on nothing in the network.  Relays keep
+    the same headroom (never staged into the last free slot) and land in slots freed by
+    compute alone, so relays cannot wait for each other in a cycle.
 
     Members
     -------

@@ -17,7 +17,7 @@ from __future__ import annotations
 from scheduler.presets import HardwarePreset
 from scheduler.plan import Plan
 
-__all__ = ["lower_bound", "plan_bound"]
+__all__ = ["lower_bound", "plan_bound", "layer_bound"]
 
 
 def lower_bound(unique_weight_bytes: int, macs: int, hw: HardwarePreset) -> dict:
@@ -28,6 +28,13 @@ def lower_bound(unique_weight_bytes: int, macs: int, hw: HardwarePreset) -> dict
     return {"cycles": max(dram, compute), "dram_cycles": dram, "compute_cycles": compute,
             "limit": "dram" if dram >= compute else "compute",
             "unique_weight_bytes": int(unique_weight_bytes), "macs": int(macs)}
+
+
+def layer_bound(model, hw: HardwarePreset, trace) -> dict:
+    """:func:`lower_bound` of a layer without a plan (for points where no strategy fits):
+    the experts with at least one token, and every token-expert pair's MACs."""
+    used = int((trace.tokens_per_expert(model.num_experts) > 0).sum())
+    return lower_bound(used * model.expert_bytes, trace.num_tokens * trace.top_k * model.macs_per_token_expert(), hw)
 
 
 def plan_bound(plan: Plan) -> dict:

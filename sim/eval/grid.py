@@ -34,7 +34,7 @@ from scheduler.plan import STRATEGIES, FitError, PlanError
 from scheduler.sizing import paper_budget
 from sim import results
 
-from .bound import plan_bound
+from .bound import layer_bound
 from .realstats import DOMAINS, real_routing
 
 __all__ = ["GridError", "GridSpec", "Point", "PAPER_MODELS", "PAPER_PRESETS", "PAPER_TOKENS", "PAPER_SRAM",
@@ -280,12 +280,17 @@ def _write_index(spec: GridSpec, resolved: dict, records: list) -> None:
     (spec.out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
+def _bound(point: Point, seed: int) -> dict:
+    m, hw = presets.get_model(point.model), presets.get_hardware(point.preset)
+    return layer_bound(m, hw, routing.from_spec(point.spec, point.tokens, m.num_experts, m.top_k, seed))
+
+
 def run_point(point: Point, engine_name: str, seed: int) -> tuple:
     """Run one point: ``(document, seconds, error)`` (``document`` None on error)."""
     t0 = time.perf_counter()
     try:
         works, skipped = point_workloads(point, engine_name, seed)
-        bound = plan_bound(works[0].plan) if works else None
+        bound = _bound(point, seed)
         runs = [r.to_json() for r in _engine(engine_name).run(works)] if works else []
     except RuntimeError as exc:
         return None, time.perf_counter() - t0, str(exc)
@@ -316,7 +321,7 @@ def _run_rtl_batch(batch: list, spec: GridSpec) -> list:
     out = []
     for p, (works, skipped) in zip(batch, loads):
         runs = [done[id(w)] for w in works]
-        bound = plan_bound(works[0].plan) if works else None
+        bound = _bound(p, spec.seed)
         out.append((p, compare_json(runs, point_record(p, bound), skipped), seconds, None))
     return out
 
