@@ -19,9 +19,12 @@ from sim.workload import prepare
 pytestmark = pytest.mark.cocotb
 
 
-def _workloads(preset, cases):
-    return [prepare(preset=preset, model=model, tokens=tokens, routing_spec=routing, strategy=s, seed=seed)
-            for model, tokens, routing, seed in cases for s in STRATEGIES]
+def _workloads(preset, cases, strategies=STRATEGIES, **options):
+    return [prepare(preset=preset, model=model, tokens=tokens, routing_spec=routing, strategy=s, seed=seed, **options)
+            for model, tokens, routing, seed in cases for s in strategies]
+
+
+SLICED = ("fse-dp", "fse-dp-paired", "ep", "hydra")
 
 
 def _check(workloads, results):
@@ -54,9 +57,22 @@ def test_2x2_every_strategy_bit_exact():
     _check(workloads, rtl.run(workloads))
 
 
+def test_2x2_other_tile_counts_and_a_smaller_budget_bit_exact():
+    """S = 4 and 2 tiles per expert (the default is 8) on the default build, and a 6 KiB
+    weight buffer (a build of its own: 8 slots of S = 8; ep-paper, which needs two whole
+    experts, does not fit it)."""
+    cases = [("tiny-8x2", 16, "mixtral:c4", 0), ("tiny-8x2", 24, "zipf:1.5", 2)]
+    workloads = [w for s in (4, 2) for w in _workloads("rtl-2x2", cases, SLICED, slices=s)]
+    _check(workloads, rtl.run(workloads))
+    small = _workloads("rtl-2x2", cases, [s for s in STRATEGIES if s != "ep-paper"], sram=6144)
+    assert {w.plan.slots for w in small if w.plan.slices == 8} == {8}
+    _check(small, rtl.run(small))
+
+
 def test_3x3_every_strategy_bit_exact():
     workloads = _workloads("rtl-3x3", [("tiny-8x2", 9, "mixtral:book", 4), ("tiny-8x2", 1, "zipf:2", 5),
                                        ("tiny-8x2", 16, "mixtral:c4", 1)])   # regression: EP stalled
+    workloads += _workloads("rtl-3x3", [("tiny-8x2", 16, "mixtral:c4", 1)], ("ep", "hydra"), slices=4)
     _check(workloads, rtl.run(workloads))
 
 
