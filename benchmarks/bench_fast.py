@@ -19,6 +19,8 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from scheduler.plan import FitError  # noqa: E402
+from scheduler.presets import format_size, parse_size  # noqa: E402
 from sim import fast  # noqa: E402
 from sim.fast import validate  # noqa: E402
 from sim.eval.realstats import real_routing  # noqa: E402
@@ -27,16 +29,21 @@ from sim.workload import prepare  # noqa: E402
 PAPER_MODELS = ("phi-3.5-moe", "mixtral-8x7b", "deepseek-moe-16b", "qwen3-30b-a3b", "yuan2-m32", "olmoe-1b-7b")
 
 
-def paper(models, presets, strategies, tokens, repeat):
-    print(f"\nPaper-scale layers, L = {tokens} (routing from real statistics, c4; best of {repeat})")
+def paper(models, presets, strategies, tokens, repeat, sram):
+    print(f"\nPaper-scale layers, L = {tokens}, {format_size(sram)} weight buffer (routing from real statistics, "
+          f"c4; best of {repeat})")
     print(f"{'preset':10s} {'model':18s} {'strategy':14s} {'cycles':>11s} {'wall s':>7s} {'events':>8s}")
     with tempfile.TemporaryDirectory() as tmp:
         for preset in presets:
             for model in models:
                 spec = real_routing(model, "c4", tmp).spec
                 for strategy in strategies:
-                    w = prepare(preset=preset, model=model, tokens=tokens, routing_spec=spec, strategy=strategy,
-                                with_data=False)
+                    try:
+                        w = prepare(preset=preset, model=model, tokens=tokens, routing_spec=spec,
+                                    strategy=strategy, sram=sram, with_data=False)
+                    except FitError as exc:
+                        print(f"{preset:10s} {model:18s} {strategy:14s} {str(exc).split(': ', 1)[1][:60]}")
+                        continue
                     best, r = None, None
                     for _ in range(repeat):
                         t0 = time.perf_counter()
@@ -52,16 +59,19 @@ def main(argv=None):
     ap.add_argument("--grid", choices=["full", "small", "none"], default="full")
     ap.add_argument("--presets", default="paper-2x2", help="comma-separated paper-scale presets")
     ap.add_argument("--models", default=",".join(PAPER_MODELS))
-    ap.add_argument("--strategies", default="fse-dp-paired,fse-dp,ep,hydra")
+    ap.add_argument("--strategies", default="fse-dp-paired,fse-dp,ep,hydra,ep-whole,ep-paper")
+    ap.add_argument("--sram", default="8MiB", help="weight buffer per chiplet of the paper-scale runs")
     ap.add_argument("--tokens", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
     if args.grid != "none":
         t0 = time.perf_counter()
-        rows = validate.cross_validate(validate.grid(full=args.grid == "full"))
-        print(f"Cross-validation against the RTL ({len(rows)} points, {time.perf_counter() - t0:.0f} s)")
+        rows, skipped = validate.cross_validate(validate.grid(full=args.grid == "full"))
+        print(f"Cross-validation against the RTL ({len(rows)} points, {time.perf_counter() - t0:.0f} s; "
+              f"{len(skipped)} points do not fit their budget)")
         print(validate.table(rows))
-    paper(args.models.split(","), args.presets.split(","), args.strategies.split(","), args.tokens, args.repeat)
+    paper(args.models.split(","), args.presets.split(","), args.strategies.split(","), args.tokens, args.repeat,
+          parse_size(args.sram))
 
 
 if __name__ == "__main__":

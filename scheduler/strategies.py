@@ -63,15 +63,6 @@ def spread_tokens(num_tokens: int, num_chiplets: int) -> tuple[list[int], list[i
     return home, row
 
 
-def nearest_channels(hw: HardwarePreset) -> list[list[int]]:
-    """For each chiplet, the DRAM channels at the smallest hop distance."""
-    out = []
-    for c in range(hw.num_chiplets):
-        dist = [ring.hop_distance(c, d, hw.cols) for d in hw.dram_chiplets]
-        out.append([i for i, x in enumerate(dist) if x == min(dist)])
-    return out
-
-
 def _check(strategy, model: ModelPreset, hw: HardwarePreset, trace: RoutingTrace, layout):
     trace.check_fits(model.num_experts, model.top_k)
     if layout is not None and strategy not in FSE_DP:

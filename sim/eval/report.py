@@ -362,11 +362,102 @@ def _reason(r, s, base) -> str:
             f"{NAMES[base]}, at {_f(d.get(base))}x ({_pct_util(r, base)})")
 
 
+def _tally(entries, key) -> str:
+    """``"compute at 7, DRAM at 3"``: how often each value of ``key(entry)`` occurs."""
+    out = {}
+    for e in entries:
+        out[key(e)] = out.get(key(e), 0) + 1
+    return ", ".join(f"{k} at {n}" for k, n in sorted(out.items(), key=lambda kv: (-kv[1], str(kv[0]))))
+
+
+def _slot_class(entry) -> str:
+    slots = entry[5]["metrics"][PAIRED]["slots"]
+    return "FSE-DP with 2-3 slots" if slots is not None and slots <= 3 else "FSE-DP with 4 or more slots"
+
+
+def _limit(entry) -> str:
+    return f"{(entry[5]['bound'] or {}).get('limit', '?')}-bound layers"
+
+
+def _paper_points(items):
+    out = []
+    for key, pts in items:
+        r = pts.get(PAPER_BUDGET)
+        if r and "ep-paper" in r["cycles"] and PAIRED in r["cycles"]:
+            e, p = r["metrics"]["ep-paper"], r["metrics"][PAIRED]
+            out.append((e["cycles"] / p["cycles"], 1 - p["provisioned"] / e["provisioned"], key, e["provisioned"]))
+    return out
+
+
+def _needs(items):
+    out = []
+    for key, pts in items:
+        n = {s: sram_needed(pts, s)[0] for s in STRATEGIES}
+        base = [n[b] for b in BASELINES if n[b] is not None]
+        if n[PAIRED] is not None and base:
+            out.append((1 - n[PAIRED] / min(base), key))
+    return out
+
+
+def _needs_sentence(needs, lead: str) -> str:
+    lo, hi = min(needs), max(needs)
+    text = (f"{lead} FSE-DP paired's saving against the EP-family baseline that needs least ranges from "
+            f"{_pct(lo[0])} (at {_where(lo[1])}) to {_pct(hi[0])} (at {_where(hi[1])}); it is 0% or better at "
+            f"{sum(x[0] >= 0 for x in needs)} of {len(needs)} groups (negative: FSE-DP needs more)")
+    if hi[0] < PAPER_SAVING:
+        text += f" and never reaches the paper's {_pct(PAPER_SAVING)}"
+    return text + "."
+
+
+def _paper_sentence(paper, lead: str) -> str:
+    lo, hi = min(paper), max(paper)
+    inside = sum(PAPER_SPEEDUP[0] <= x[0] <= PAPER_SPEEDUP[1] for x in paper)
+    return (f"{lead} FSE-DP paired measures {lo[0]:.2f}x (at {_where(lo[2])}) to {hi[0]:.2f}x (at {_where(hi[2])}), "
+            f"{inside} of {len(paper)} points inside the paper's {PAPER_SPEEDUP[0]:.2f}x-{PAPER_SPEEDUP[1]:.2f}x, "
+            f"with {_pct(min(x[1] for x in paper))} to {_pct(max(x[1] for x in paper))} less weight SRAM (the paper: "
+            f"up to {_pct(PAPER_SAVING)} less on-chip memory).")
+
+
+def _overall(items) -> list:
+    iso = _iso(items)
+    if not iso:
+        return []
+    c = _count(iso, 2)
+    vals = sorted(e[2] for e in iso if e[2] is not None)
+    lines = [f"- **At equal weight SRAM** FSE-DP paired wins {c['win']}, ties {c['tie']} and loses {c['loss']} of "
+             f"{len(vals)} points against the best EP-family baseline (median {vals[len(vals) // 2]:.2f}x, range "
+             f"{vals[0]:.2f}x to {vals[-1]:.2f}x); unpaired FSE-DP: "
+             + ", ".join(f"{n} {k}{'s' if k != 'loss' else 'es'}" for k, n in _count(iso, 3).items()) + "."]
+    at_bound = [e for e in iso if e[5]["distance"].get(e[4]) is not None and e[5]["distance"][e[4]] <= 1 + TIE]
+    lines.append(f"- At {len(at_bound)} of {len(iso)} of those points the best baseline already runs within "
+                 f"{TIE:.0%} of the physical lower bound: there no schedule can be faster, and the honest speedup is "
+                 "1.00x.")
+    losses = [e for e in iso if e[2] is not None and _outcome(e[2]) == "loss"]
+    if losses:
+        lines.append(f"- FSE-DP paired's losses: {_tally(losses, _slot_class)}; {_tally(losses, _limit)}.")
+    needs = _needs(items)
+    if needs:
+        lines.append(_needs_sentence(needs, f"- **Memory at equal speed** (the weight SRAM to come within {NEAR:.0%} "
+                                            "of its own best time):"))
+    paper = _paper_points(items)
+    if paper:
+        big = max(paper, key=lambda x: x[3])
+        lines.append(_paper_sentence(paper, "- **What the paper's claim rests on.** Against the reference model's EP "
+                                            "(`ep-paper`: whole experts into the channel's own chiplet, one at a time, "
+                                            "loads never overlapping compute), each at the reference model's "
+                                            "provisioning,")
+                     + f" That baseline needs two whole experts of weight SRAM per chiplet (up to {_mib(big[3])}, "
+                       f"{big[2][1]}), which no chiplet provisions; against the EP a designer would build at the same "
+                       "SRAM, the speedup is the one above.")
+    return lines
+
+
 def verdict(items: list, presets_seen: list) -> str:
     lines = ["## Verdict", "",
              "Written from the measured numbers below; win / tie / loss is an iso-SRAM speedup over the best "
              f"EP-family baseline above {1 + TIE:.2f}x, within {TIE:.0%} of 1, or below {1 - TIE:.2f}x, counted "
-             "over every (model, L, budget) where both ran."]
+             "over every (model, L, budget) where both ran.", ""]
+    lines += _overall(items)
     for preset in presets_seen:
         mine = [it for it in items if it[0][0] == preset]
         iso = _iso(mine)
@@ -383,34 +474,19 @@ def verdict(items: list, presets_seen: list) -> str:
             lines.append(f"- **{NAMES[s]}** against the best EP-family baseline at equal weight SRAM: "
                          f"{c['win']} wins, {c['tie']} ties, {c['loss']} losses of {len(vals)}; speedup "
                          f"{lo[idx]:.2f}x (at {_where(lo[0], lo[1])}) to {hi[idx]:.2f}x (at {_where(hi[0], hi[1])}).")
-        base_counts = {}
-        for e in iso:
-            base_counts[e[4]] = base_counts.get(e[4], 0) + 1
-        lines.append("- The best baseline was " + ", ".join(f"{NAMES[b]} at {n}" for b, n in
-                                                            sorted(base_counts.items(), key=lambda kv: -kv[1]))
-                     + " of those points.")
+        lines.append(f"- The best baseline was {_tally(iso, lambda e: NAMES[e[4]])} of those points.")
         losses = sorted((e for e in iso if e[2] is not None and _outcome(e[2]) == "loss"), key=lambda e: e[2])
         wins = sorted((e for e in iso if e[2] is not None and _outcome(e[2]) == "win"), key=lambda e: -e[2])
-        if losses:
-            e = losses[0]
-            lines.append(f"- Where FSE-DP paired loses most ({_where(e[0], e[1])}, {e[2]:.2f}x): "
+        for verb, noun, entries, whose, busy in (
+                ("loses", "losses", losses, "its", lambda x: x[5]["metrics"][PAIRED]["busiest"]),
+                ("wins", "wins", wins, "the best baseline's", lambda x: x[5]["metrics"][x[4]]["busiest"])):
+            if not entries:
+                continue
+            e = entries[0]
+            lines.append(f"- Where FSE-DP paired {verb} most ({_where(e[0], e[1])}, {e[2]:.2f}x): "
                          f"{_reason(e[5], PAIRED, e[4])}.")
-            busy = {}
-            for x in losses:
-                k = x[5]["metrics"][PAIRED]["busiest"]
-                busy[k] = busy.get(k, 0) + 1
-            lines.append("  Its busiest resource at the losing points: " + ", ".join(
-                f"{k} at {n}" for k, n in sorted(busy.items(), key=lambda kv: -kv[1])) + ".")
-        if wins:
-            e = wins[0]
-            lines.append(f"- Where FSE-DP paired wins most ({_where(e[0], e[1])}, {e[2]:.2f}x): "
-                         f"{_reason(e[5], PAIRED, e[4])}.")
-            busy = {}
-            for x in wins:
-                k = x[5]["metrics"][x[4]]["busiest"]
-                busy[k] = busy.get(k, 0) + 1
-            lines.append("  The best baseline's busiest resource at the winning points: " + ", ".join(
-                f"{k} at {n}" for k, n in sorted(busy.items(), key=lambda kv: -kv[1])) + ".")
+            lines.append(f"  Its {len(entries)} {noun}: {_tally(entries, _slot_class)}; {_tally(entries, _limit)}; "
+                         f"{whose} busiest resource there: {_tally(entries, busy)}.")
         at_bound = [e for e in iso if e[5]["distance"].get(e[4]) is not None and e[5]["distance"][e[4]] <= 1 + TIE]
         if at_bound:
             lines.append(f"- At {len(at_bound)} of {len(iso)} points the best baseline already runs within {TIE:.0%} "
@@ -422,32 +498,14 @@ def verdict(items: list, presets_seen: list) -> str:
             lines.append(f"- Pairing: FSE-DP paired is slower than unpaired FSE-DP (by more than 0.5%) at {len(slower)} "
                          f"of {len(pu)} points, by up to {100 * (1 - worst[2] / worst[3]):.1f}% "
                          f"(at {_where(worst[0], worst[1])}).")
-        needs = []
-        for key, pts in mine:
-            n = {s: sram_needed(pts, s)[0] for s in STRATEGIES}
-            base = [n[b] for b in BASELINES if n[b] is not None]
-            if n[PAIRED] is not None and base:
-                needs.append((1 - n[PAIRED] / min(base), key))
+        needs = _needs(mine)
         if needs:
-            lo, hi = min(needs), max(needs)
-            lines.append(f"- SRAM to come within {NEAR:.0%} of its own best time on the axis: FSE-DP paired needs "
-                         f"{_pct(lo[0])} (at {_where(lo[1])}) to {_pct(hi[0])} (at {_where(hi[1])}) less weight "
-                         "SRAM than the EP-family baseline that needs least (negative: more); the paper claims up to "
-                         f"{_pct(PAPER_SAVING)} less on-chip memory.")
-        paper = []
-        for key, pts in mine:
-            r = pts.get(PAPER_BUDGET)
-            if r and "ep-paper" in r["cycles"] and PAIRED in r["cycles"]:
-                e, p = r["metrics"]["ep-paper"], r["metrics"][PAIRED]
-                paper.append((e["cycles"] / p["cycles"], 1 - p["provisioned"] / e["provisioned"], key))
+            lines.append(_needs_sentence(needs, f"- Weight SRAM to come within {NEAR:.0%} of its own best time:"))
+        paper = _paper_points(mine)
         if paper:
-            lo, hi = min(paper), max(paper)
-            inside = sum(PAPER_SPEEDUP[0] <= x[0] <= PAPER_SPEEDUP[1] for x in paper)
-            lines.append(f"- Against the paper's own baseline (ep-paper with two whole-expert buffers, FSE-DP paired with "
-                         f"12 micro-slices: the reference model's provisioning): {lo[0]:.2f}x (at {_where(lo[2])}) to "
-                         f"{hi[0]:.2f}x (at {_where(hi[2])}), {inside} of {len(paper)} inside the paper's "
-                         f"{PAPER_SPEEDUP[0]:.2f}x-{PAPER_SPEEDUP[1]:.2f}x, with "
-                         f"{_pct(min(x[1] for x in paper))} to {_pct(max(x[1] for x in paper))} less weight SRAM.")
+            lines.append(_paper_sentence(paper, "- Against the paper's own baseline (ep-paper with two whole-expert "
+                                                "buffers, FSE-DP paired with 12 micro-slices: the reference model's "
+                                                "provisioning):"))
     return "\n".join(lines)
 
 
