@@ -17,7 +17,7 @@ from __future__ import annotations
 from scheduler.presets import HardwarePreset
 from scheduler.plan import Plan
 
-__all__ = ["lower_bound", "plan_bound", "layer_bound"]
+__all__ = ["lower_bound", "plan_bound", "layer_bound", "lockstep_factor"]
 
 
 def lower_bound(unique_weight_bytes: int, macs: int, hw: HardwarePreset) -> dict:
@@ -40,3 +40,28 @@ def layer_bound(model, hw: HardwarePreset, trace) -> dict:
 def plan_bound(plan: Plan) -> dict:
     """:func:`lower_bound` of a plan: its scheduled experts, its MACs, its hardware."""
     return lower_bound(len(plan.expert_order) * plan.model.expert_bytes, plan.macs(), plan.hardware)
+
+
+def lockstep_factor(model, hw: HardwarePreset, trace) -> float:
+    """How much longer the layer's MACs take if every micro-slice waits for its busiest
+    chiplet: ``sum_e max_c n[e, c] / max_c sum_e n[e, c]``, with ``n[e, c]`` the tokens
+    resident on chiplet ``c`` (FSE-DP's and every strategy's token homes) routed to
+    expert ``e``.  1.0 when every expert's tokens are spread evenly over the chiplets.
+
+    Not simulated: a property of the routing and the token placement.  FSE-DP sends every
+    slice of an expert to every chiplet, where it takes time in proportion to that
+    chiplet's tokens of the expert; with few slots around the ring the slices advance at
+    the pace of their slowest chiplet, so where the layer is compute-heavy FSE-DP's
+    compute time approaches this factor times the busiest chiplet's total work, while a
+    strategy that gives each chiplet whole tiles of balanced work does not."""
+    import numpy as np
+
+    from scheduler.strategies import spread_tokens
+
+    home, _ = spread_tokens(trace.num_tokens, hw.num_chiplets)
+    n = np.zeros((model.num_experts, hw.num_chiplets))
+    for t in range(trace.num_tokens):
+        for e in trace.experts[t]:
+            n[int(e), home[t]] += 1
+    busiest = n.sum(axis=0).max()
+    return float(n.max(axis=1).sum() / busiest) if busiest else 1.0

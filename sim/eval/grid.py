@@ -34,7 +34,7 @@ from scheduler.plan import STRATEGIES, FitError, PlanError
 from scheduler.sizing import paper_budget
 from sim import results
 
-from .bound import layer_bound
+from .bound import layer_bound, lockstep_factor
 from .realstats import DOMAINS, real_routing
 
 __all__ = ["GridError", "GridSpec", "Point", "PAPER_MODELS", "PAPER_PRESETS", "PAPER_TOKENS", "PAPER_SRAM",
@@ -281,8 +281,10 @@ def _write_index(spec: GridSpec, resolved: dict, records: list) -> None:
 
 
 def _bound(point: Point, seed: int) -> dict:
+    """The layer's lower bound, with its routing's lockstep factor (``sim.eval.bound``)."""
     m, hw = presets.get_model(point.model), presets.get_hardware(point.preset)
-    return layer_bound(m, hw, routing.from_spec(point.spec, point.tokens, m.num_experts, m.top_k, seed))
+    trace = routing.from_spec(point.spec, point.tokens, m.num_experts, m.top_k, seed)
+    return layer_bound(m, hw, trace) | {"lockstep": lockstep_factor(m, hw, trace)}
 
 
 def run_point(point: Point, engine_name: str, seed: int) -> tuple:

@@ -35,8 +35,13 @@ def _axis(pts) -> list:
 
 
 def _log2_ticks(ax, budgets) -> None:
+    """MiB labels on a log2 axis, leaving out a label closer than x1.3 to the previous one."""
+    kept = []
+    for b in sorted(budgets):
+        if not kept or b >= 1.3 * kept[-1]:
+            kept.append(b)
     ax.set_xscale("log", base=2)
-    ax.set_xticks(budgets, [f"{b / MiB:g}" for b in budgets], fontsize=7)
+    ax.set_xticks(kept, [f"{b / MiB:g}" for b in kept], fontsize=7)
     ax.minorticks_off()
 
 

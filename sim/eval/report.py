@@ -30,7 +30,7 @@ import sys
 from scheduler import presets
 from scheduler.plan import STRATEGIES
 
-from .bound import lower_bound, plan_bound
+from .bound import lockstep_factor, lower_bound, plan_bound
 
 __all__ = ["add_parsers", "load_points", "point_row", "groups", "write_report", "PAPER_SPEEDUP", "PAPER_SAVING",
            "NEAR", "TIE"]
@@ -118,6 +118,24 @@ def point_bound(doc: dict, hw) -> dict | None:
     return plan_bound(w.plan)
 
 
+def point_lockstep(doc: dict, hw):
+    """The routing's lockstep factor: stored by the grid, else computed from the point's
+    routing (None if it no longer resolves)."""
+    meta = doc.get("point") or {}
+    if (meta.get("bound") or {}).get("lockstep") is not None:
+        return meta["bound"]["lockstep"]
+    from scheduler import routing
+
+    cfg = doc["runs"][0]["config"] if doc["runs"] else {}
+    try:
+        m = presets.get_model(meta.get("model", cfg.get("model")))
+        trace = routing.from_spec(meta.get("routing_spec", cfg.get("routing")), meta.get("tokens", cfg.get("tokens")),
+                                  m.num_experts, m.top_k, cfg.get("seed", 0))
+    except (KeyError, ValueError, OSError, TypeError):
+        return None
+    return lockstep_factor(m, hw, trace)
+
+
 def _run_metrics(run: dict, hw) -> dict:
     """Utilizations and the busiest resource of one run."""
     cycles = run["cycles"]
@@ -154,7 +172,8 @@ def point_row(path, doc: dict) -> dict:
         hw = None
     m = {s: _run_metrics(r, hw) for s, r in runs.items()}
     bound = point_bound(doc, hw) if hw is not None else None
-    return {"file": str(path), "preset": preset, "model": meta.get("model", cfg.get("model", "?")),
+    lockstep = point_lockstep(doc, hw) if hw is not None else None
+    return {"lockstep": lockstep,"file": str(path), "preset": preset, "model": meta.get("model", cfg.get("model", "?")),
             "routing": meta.get("routing", cfg.get("routing", "?")), "tokens": meta.get("tokens", cfg.get("tokens")),
             "budget": _budget_of(doc), "routing_source": meta.get("routing_source"),
             "engine": doc["runs"][0].get("engine") if doc["runs"] else None,
@@ -311,7 +330,7 @@ def paper_table(items: list) -> str:
 
 def bound_table(items: list, budget) -> str:
     """Distance to the lower bound at one budget, and each strategy's busiest resource."""
-    head = ["model", "L", "bound (cycles)", "limited by"] + [NAMES[s] for s in STRATEGIES] + \
+    head = ["model", "L", "bound (cycles)", "limited by", "lockstep factor"] + [NAMES[s] for s in STRATEGIES] + \
         ["paired: busiest resource", "best EP: busiest resource"]
     body = []
     for key, pts in items:
@@ -323,7 +342,8 @@ def bound_table(items: list, budget) -> str:
         cell = lambda s: (_f(r["distance"].get(s), ".2f", "x") if s in r["cycles"] else "does not fit")  # noqa: E731
         busy = lambda s: (f"{r['metrics'][s]['busiest']} {100 * r['metrics'][s]['util'][r['metrics'][s]['busiest']]:.0f}%"  # noqa: E501,E731
                           if s and s in r["metrics"] else "-")
-        body.append([key[1], key[3], _f(b.get("cycles"), ".0f"), b.get("limit", "-")] + [cell(s) for s in STRATEGIES]
+        body.append([key[1], key[3], _f(b.get("cycles"), ".0f"), b.get("limit", "-"), _f(r["lockstep"])]
+                    + [cell(s) for s in STRATEGIES]
                     + [busy(PAIRED), f"{base}: {busy(base)}" if base else "-"])
     return md_table(head, body)
 
@@ -377,6 +397,28 @@ def _slot_class(entry) -> str:
 
 def _limit(entry) -> str:
     return f"{(entry[5]['bound'] or {}).get('limit', '?')}-bound layers"
+
+
+def _median(values):
+    values = sorted(v for v in values if v is not None)
+    return values[len(values) // 2] if values else None
+
+
+def _lockstep_sentence(losses) -> str | None:
+    """Where FSE-DP loses with compute its busiest resource: its distance to the bound
+    against the routing's lockstep factor at those points."""
+    hot = [e for e in losses if e[5]["metrics"][PAIRED]["busiest"] == "compute" and e[5]["lockstep"] is not None]
+    if not hot:
+        return None
+    return (f"At the {len(hot)} of these losses where FSE-DP paired's busiest resource is compute, the routing's "
+            f"lockstep factor (sum over experts of the busiest chiplet's tokens of that expert, over the busiest "
+            f"chiplet's tokens: the compute time if every slice waits for its slowest chiplet, relative to the compute term of the bound; "
+            f"sim/eval/bound.py) is {_f(min(e[5]['lockstep'] for e in hot))} to "
+            f"{_f(max(e[5]['lockstep'] for e in hot))} (median {_f(_median(e[5]['lockstep'] for e in hot))}), and "
+            f"FSE-DP paired runs at a median {_f(_median(e[5]['distance'][PAIRED] for e in hot))}x of the bound: "
+            "every slice visits every chiplet, so with the ring's few slots each slice advances at the pace of the "
+            "chiplet holding most of its expert's tokens, while tiled EP gives each chiplet whole tiles of balanced "
+            "work.")
 
 
 def _paper_points(items):
@@ -434,7 +476,10 @@ def _overall(items) -> list:
                  "1.00x.")
     losses = [e for e in iso if e[2] is not None and _outcome(e[2]) == "loss"]
     if losses:
-        lines.append(f"- FSE-DP paired's losses: {_tally(losses, _slot_class)}; {_tally(losses, _limit)}.")
+        lines.append(f"- FSE-DP paired's losses: {_tally(losses, _slot_class)}; {_tally(losses, _limit)}. With 2 or 3 "
+                     "slots, rule R6 lets a DRAM channel inject only while its chiplet holds at most one (or two) "
+                     "slices, so the channels wait on the ring." + (f" {_lockstep_sentence(losses)}"
+                                                                    if _lockstep_sentence(losses) else ""))
     needs = _needs(items)
     if needs:
         lines.append(_needs_sentence(needs, f"- **Memory at equal speed** (the weight SRAM to come within {NEAR:.0%} "
@@ -486,7 +531,9 @@ def verdict(items: list, presets_seen: list) -> str:
             lines.append(f"- Where FSE-DP paired {verb} most ({_where(e[0], e[1])}, {e[2]:.2f}x): "
                          f"{_reason(e[5], PAIRED, e[4])}.")
             lines.append(f"  Its {len(entries)} {noun}: {_tally(entries, _slot_class)}; {_tally(entries, _limit)}; "
-                         f"{whose} busiest resource there: {_tally(entries, busy)}.")
+                         f"{whose} busiest resource there: {_tally(entries, busy)}."
+                         + (f" {_lockstep_sentence(entries)}" if verb == "loses" and _lockstep_sentence(entries)
+                            else ""))
         at_bound = [e for e in iso if e[5]["distance"].get(e[4]) is not None and e[5]["distance"][e[4]] <= 1 + TIE]
         if at_bound:
             lines.append(f"- At {len(at_bound)} of {len(iso)} points the best baseline already runs within {TIE:.0%} "
@@ -514,7 +561,7 @@ def verdict(items: list, presets_seen: list) -> str:
 POINT_COLS = ["preset", "model", "routing", "tokens", "budget", "strategy", "fits", "reason", "slices", "slots",
               "weight_bytes", "provisioned_weight_bytes", "cycles", "bound_cycles", "bound_limit", "distance",
               "busiest", "compute_util", "dram_util", "d2d_util", "d2d_bytes", "peak_occupancy_bytes",
-              "token_bytes", "best_baseline", "iso_sram_speedup"]
+              "token_bytes", "best_baseline", "iso_sram_speedup", "lockstep_factor"]
 
 
 def _write_csv(path, cols, rows) -> None:
@@ -533,7 +580,7 @@ def point_records(items: list) -> list:
             for s in STRATEGIES:
                 rec = dict(zip(("preset", "model", "routing", "tokens"), key), budget=_mib(b), strategy=s,
                            bound_cycles=(r["bound"] or {}).get("cycles"), bound_limit=(r["bound"] or {}).get("limit"),
-                           best_baseline=base)
+                           best_baseline=base, lockstep_factor=r["lockstep"])
                 if s in r["metrics"]:
                     m = r["metrics"][s]
                     rec.update(fits=True, slices=m["slices"], slots=m["slots"], weight_bytes=m["weight_bytes"],
