@@ -645,9 +645,12 @@ def _header(rows: list, folder, skipped: list, source: str | None) -> str:
             f"{', '.join(_mib(b) for b in budgets)}"
             + (", and each strategy at the reference model's provisioning ('paper')"
                if any(r["budget"] == PAPER_BUDGET for r in rows) else "")
-            + f"). Bit-exact against the golden model: {sum(checked)} of {len(checked)} checked runs"
-            + (f"; {len(exact) - len(checked)} runs not checked (fast engine, validated against the RTL: "
-               "docs/fast_model.md)." if len(checked) < len(exact) else "."),
+            + "). "
+            + (f"Bit-exact against the golden model: {sum(checked)} of {len(checked)} checked runs"
+               + (f"; {len(exact) - len(checked)} runs of the fast engine, which computes no data (validated "
+                  "against the RTL: docs/fast_model.md)." if len(checked) < len(exact) else ".")
+               if checked else f"{len(exact)} runs, all of the fast engine, which computes no data (its timing is "
+               "validated against the RTL: docs/fast_model.md)."),
             "Every strategy at a point runs on the same hardware with the same weight buffer per chiplet (its "
             "slots are carved out of it, docs/sram.md) and the same token and accumulator buffers; a strategy "
             "that cannot fit the budget, or a packet or instruction field, is listed as not fitting, never run "
