@@ -260,7 +260,7 @@ def cmd_compare(args):
           f"{fmt(hw.token_sram_bytes)}")
     print(results.table(rows))
     for s in skipped:
-        print(f"{s['strategy']}: {s['reason']}")
+        print(s["reason"] if s["reason"].startswith(s["strategy"] + " ") else f"{s['strategy']}: {s['reason']}")
     if any(r["bit_exact"] is False for r in runs):
         raise UsageError("outputs differ from the golden model (see the JSON's mismatches)")
 
@@ -382,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a Chrome trace-event timeline (Perfetto) of the run, recorded by the fast model")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("compare", help="run all four strategies on the same build and tokens")
+    p = sub.add_parser("compare", help="run every strategy on the same build, tokens and buffers")
     add_workload_flags(p)
     add_strategy_flags(p, with_strategy=False)
     p.set_defaults(waves=None)

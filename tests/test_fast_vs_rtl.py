@@ -10,11 +10,11 @@ full grid (more token counts, the 3x3 paper-timing preset).
 ``benchmarks/bench_fast.py`` prints the same table.
 """
 
+import pathlib
+
 import pytest
 
 from sim.fast import validate
-
-pytestmark = pytest.mark.cocotb
 
 
 def _name(config):
@@ -33,11 +33,21 @@ def _check(config, full):
         assert " does not fit: " in reason, reason
 
 
+def test_the_readme_publishes_the_asserted_tolerance_and_grid():
+    readme = " ".join((pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert f"agrees with the RTL within {validate.CYCLE_TOLERANCE:.0%} of cycles" in readme
+    full, default = validate.grid(full=True), [c for c in validate.CONFIGS if c[3]]
+    assert "cross-validation grid (267 points, 107 of them in the default tests;" in readme
+    assert len(full) == 276 and len(validate.grid(full=False, configs=default)) == 108   # 9 and 1 do not fit
+
+
+@pytest.mark.cocotb
 @pytest.mark.parametrize("config", [c for c in validate.CONFIGS if c[3]], ids=_name)
 def test_fast_model_matches_rtl(config):
     _check(config, full=False)
 
 
+@pytest.mark.cocotb
 @pytest.mark.slow
 @pytest.mark.parametrize("config", validate.CONFIGS, ids=_name)
 def test_fast_model_matches_rtl_full_grid(config):
