@@ -10,7 +10,8 @@ the same rule, so that at one budget they run on slots of the same size:
   gives at least ``slot_target`` slots in the budget; if no S reaches the target, the S
   with the most slots (the smallest slice the model allows).  ``--slices`` overrides it.
 - K: as many slots as the budget holds, at most the router's slot table.  FSE-DP needs
-  two (rule R6: DRAM injects only into two free slots), EP and Hydra one.
+  two (rule R6: DRAM injects only into two free slots), and so do EP and Hydra (a tile for
+  another chiplet is staged in the channel's chiplet under the same rule).
 
 Whole-expert strategies: ``ep-whole`` uses S = 1 and as many whole-expert slots as fit
 (at least one; an expert must fit one packet).  ``ep-paper`` provisions the reference

@@ -1,10 +1,14 @@
-"""The strategies: FSE-DP (unpaired and paired), EP and Hydra, as plans on one hardware.
+"""The strategies, as plans on one hardware with one weight buffer per chiplet: FSE-DP
+(unpaired and paired), tiled EP and Hydra, whole-expert EP and the reference model's EP
+(``docs/sram.md``).
 
-This is the paper's lightweight scheduler.  For L tokens, top-k, E experts, S slices,
+FSE-DP is the paper's lightweight scheduler.  For L tokens, top-k, E experts, S slices,
 N chiplets and C DRAM channels it costs O(L k) to count tokens per expert and place them,
 O(E log E) to order the experts, and O(E S) to lay out the slice streams: no search, no
-simulation, nothing iterative.  Everything dynamic (when a slice arrives, when a forward
-may go, when DRAM may inject) is left to the hardware's local rules R1 to R7.
+simulation, nothing iterative.  The tiled EP family adds its placement, O(E S N), and
+the merge of the owners' tile lists, O(E S log(E S)).  Everything dynamic (when a slice
+arrives, when a forward may go, when DRAM may inject) is left to the hardware's local
+rules R1 to R7.
 """
 
 from __future__ import annotations
