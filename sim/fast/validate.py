@@ -39,7 +39,7 @@ CONFIGS = (
     ("rtl-3x3", None, (("tiny-8x2", ("uniform", "zipf:1.2", "mixtral:c4")), ("tiny-64x8", ("olmoe:c4",))),
      (4, 16), (1, 4, 16, 64)),
     ("rtl-2x2-long", None, (("small-8x2", ("mixtral:c4",)),), (16,), (4, 16, 64)),
-    ("rtl-2x2-long", 48 * 1024, (("small-8x2", ("mixtral:c4",)),), (16,), (16, 64)),
+    ("rtl-2x2-long", 48 * 1024, (("small-8x2", ("mixtral:c4",)),), (), (16, 64)),
     ("rtl-3x3-long", None, (("small-8x2", ("mixtral:c4",)),), (), (16, 64)),
     ("rtl-3x3-long", 48 * 1024, (("small-8x2", ("mixtral:c4",)),), (), (16,)),
 )
