@@ -168,3 +168,15 @@ def test_fast_engine_run_writes_a_perfetto_timeline(tmp_path):
     assert run["engine"] == "fast" and run["bit_exact"] is None and run["cycles"] > 0
     # Every span lies within the run.
     assert max(e["ts"] + e["dur"] for e in spans) <= run["time_us"] + 1e-6
+
+
+@pytest.mark.cocotb
+def test_readme_shows_the_default_compare_as_measured(tmp_path):
+    """`make run`'s table in the README is what the default compare prints now."""
+    import pathlib
+
+    out = run_cli("compare", "--json", str(tmp_path / "c.json"))
+    assert out.returncode == 0, out.stderr
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("`results/compare.csv`:\n\n```\n", 1)[1].split("```", 1)[0]
+    assert block.strip().splitlines() == out.stdout.strip().splitlines()
