@@ -5,8 +5,12 @@ physical bounds, expected serialisation, the closed forms against flit-by-flit t
 the model's own bookkeeping (every counter, no leaked slot), and the timeline.
 """
 
+import bisect
+import itertools
 import json
 import math
+import re
+from collections import defaultdict
 
 import pytest
 
@@ -15,6 +19,7 @@ from scheduler.plan import STRATEGIES
 from sim import fast
 from sim.fast import dram as fast_dram
 from sim.fast import network
+from sim.fast.chrome import chrome_trace
 from sim.fast.params import params_for
 from sim.fast.system import controller_program
 from sim.workload import prepare
@@ -224,3 +229,57 @@ def test_timeline(tmp_path):
     assert len(starts) == slices * w.plan.num_chiplets
     ep = fast.timeline(_work("ep", tokens=16))
     assert any(e.get("cat") == "packet" for e in ep["traceEvents"])      # tokens and results
+
+
+def test_timeline_lanes_nest():
+    # At paper scale a unit's work overlaps: the slice engine starts a job while the last
+    # drains, and the forward engine's queue waits run under the transfer ahead.  Perfetto
+    # draws complete events on one track only if they nest or are disjoint, so each unit
+    # is split into lanes ("forward engine #0", "#1", ...); nothing may move or vanish.
+    w = _work("fse-dp-paired", preset="paper-2x2", model="mixtral-8x7b", tokens=64)
+    system = fast.simulate(w, tracing=True)
+    ev = json.loads(json.dumps(chrome_trace(system)))["traceEvents"]
+    ns = lambda us: math.floor(us * 1000 + 0.5)          # how Perfetto reads a time
+    names = {(e["pid"], e["tid"]): e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+    unit_of = lambda key: re.sub(r" #\d+$", "", names[key])
+    tracks, units = defaultdict(list), defaultdict(list)
+    for e in ev:
+        if e["ph"] == "X":
+            tracks[e["pid"], e["tid"]].append((ns(e["ts"]), ns(e["ts"]) + ns(e["dur"])))
+            units[e["pid"], unit_of((e["pid"], e["tid"]))].append(e)
+    for key, spans in tracks.items():
+        spans.sort(key=lambda s: (s[0], -s[1]))
+        open_ = []                                       # ends of the events enclosing this one
+        for first, end in spans:
+            while open_ and open_[-1] <= first:
+                open_.pop()
+            assert not open_ or end <= open_[-1], (names[key], first, end, open_[-1])   # nested, not crossing
+            open_.append(end)
+    # each unit has as many lanes as it has events in progress at once, no more
+    lanes = defaultdict(list)
+    for key in names:
+        lanes[key[0], unit_of(key)].append(names[key])
+    for (pid, unit), spans in units.items():
+        edges = sorted(x for e in spans for x in ((e["args"]["first_cycle"], 1), (e["args"]["first_cycle"] + max(
+            e["args"]["last_cycle"] - e["args"]["first_cycle"] + 1, 1), -1)))
+        depth = max(itertools.accumulate(d for _, d in edges))
+        assert sorted(lanes[pid, unit]) == ([unit] if depth == 1 else [f"{unit} #{k}" for k in range(depth)])
+    assert {(e["pid"], e["tid"]) for e in ev if e["ph"] == "M" and e["name"] == "thread_sort_index"} == set(names)
+    for unit in ("slice engine (jobs)", "forward engine"):                # this point needs lanes
+        assert max(len(lanes[c, unit]) for c in range(len(system.chiplets))) > 1, unit
+    # the same jobs and transfers, at the same cycles, as the model recorded
+    for c, chip in enumerate(system.chiplets):
+        cycles = lambda unit, cat: sorted((e["args"]["first_cycle"], e["args"]["last_cycle"]) for e in units[c, unit]
+                                          if e["cat"] == cat)
+        assert cycles("slice engine (jobs)", "compute") == sorted(
+            (j.first_issue, j.last_issue) for j in chip.all_jobs if j.count and j.first_issue is not None)
+        assert cycles("forward engine", "forward") == sorted(
+            (d[0], t) for kind, who, t, d in system.events if kind == "forward" and who == c)
+    # every flow arrow still starts and lands inside an event of its own track
+    starts = {key: [first for first, _ in spans] for key, spans in tracks.items()}
+    reach = {key: list(itertools.accumulate((end for _, end in spans), max)) for key, spans in tracks.items()}
+    for e in ev:
+        if e["ph"] in "sf":
+            key, t = (e["pid"], e["tid"]), ns(e["ts"])
+            i = bisect.bisect_right(starts[key], t)
+            assert i and reach[key][i - 1] > t, e
