@@ -177,6 +177,171 @@ def test_report_names_a_point_that_appears_twice(synthetic, tmp_path, capsys):
     assert exc.value.code == 2 and "are the same point (paper-2x2 olmoe-1b-7b real:c4 L=16 at 2 MiB)" in err
 
 
+# ----------------------------------------------------------------------------- plots
+
+def _groups(folder):
+    points, _ = report.load_points(folder)
+    return report.groups([report.point_row(p, d) for p, d in points])
+
+
+@pytest.fixture
+def identical(tmp_path):
+    """A group where FSE-DP paired equals unpaired and Hydra equals EP at every point."""
+    data = tmp_path / "same"
+    data.mkdir()
+    cfg = {"preset": "paper-2x2", "model": "olmoe-1b-7b", "tokens": 64, "routing": "x.json", "seed": 0}
+    bound = {"unique_weight_bytes": 12800, "macs": 81920}
+    _point(data / "b1.json", cfg, 1 * MiB, {"ep": 400, "hydra": 400}, bound=bound)
+    _point(data / "b2.json", cfg, 2 * MiB, {"fse-dp": 200, "fse-dp-paired": 200, "ep": 300, "hydra": 300}, bound=bound)
+    _point(data / "b4.json", cfg, 4 * MiB, {"fse-dp": 150, "fse-dp-paired": 150, "ep": 160, "hydra": 160,
+                                             "ep-whole": 320}, bound=bound)
+    return data
+
+
+def _figure(monkeypatch, draw, *args):
+    """The figure a plot function would save, for inspection instead of pixels."""
+    from sim.eval import plots
+
+    got = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: got.append(fig))
+    assert draw(*args, "t", "unused.png") is True
+    [fig] = got
+    fig.canvas.draw()  # runs the layout: legends and axes at their final places
+    return fig
+
+
+def _legend_texts(legend):
+    return [t.get_text() for t in legend.get_texts()] if legend else []
+
+
+def _assert_legends_cover_no_axes(fig):
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert legends
+    for legend in legends:
+        box = legend.get_window_extent()
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent()), (_legend_texts(legend), ax.get_title())
+
+
+def test_plot_helpers_mib_ticks_merging_limits_extremes():
+    from sim.eval import plots
+
+    assert plots.mib(3 * MiB // 2) == 1.5 and plots.mib(336 * MiB) == 336
+    # 4.5 MiB is within x1.3 of 4 MiB, 36 of 32: their labels are left out
+    assert plots.mib_ticks([4 * MiB, 1 * MiB, 2 * MiB, 9 * MiB // 2, 32 * MiB, 36 * MiB, 2 * MiB]) == (
+        [1 * MiB, 2 * MiB, 4 * MiB, 32 * MiB], ["1", "2", "4", "32"])
+    a, b = ((1, 1.5), (2, 1.0)), ((1, 1.5), (2, 1.01))
+    merged = plots.merge_identical({"fse-dp": a, "ep": b, "fse-dp-paired": a, "hydra": ((1, 1.5),)})
+    assert merged == [(("fse-dp", "fse-dp-paired"), a), (("ep",), b), (("hydra",), ((1, 1.5),))]
+    assert plots.merge_identical([("x", a)]) == [(("x",), a)] and plots.merge_identical({}) == []
+    assert plots.merged_label(("fse-dp", "fse-dp-paired")) == "fse-dp = fse-dp-paired"
+    assert plots.shared_limits([2.0, None, 1.0]) == pytest.approx((0.95, 2.05))
+    assert plots.shared_limits([1.0, 1.0]) == pytest.approx((0.95, 1.05))
+    assert plots.extremes([(1, 2.0, "a"), (2, 0.5, "b"), (3, 2.0, "c"), (4, 0.5, "d")]) == ((2, 0.5, "b"),
+                                                                                          (1, 2.0, "a"))
+    assert plots.extremes([]) == (None, None)
+    # one copy of the paper's claim: the report's
+    assert plots.PAPER_SPEEDUP is report.PAPER_SPEEDUP and not hasattr(plots, "PAPER_RANGE")
+
+
+def test_plot_series_come_from_the_measured_points(synthetic):
+    from sim.eval import plots
+
+    [(_, pts)] = _groups(synthetic)
+    # cycles / bound (100 cycles) on the axis, and at the reference provisioning (4.5 MiB)
+    assert plots.sram_series(pts, "fse-dp-paired") == (((2 * MiB, 1.8), (4 * MiB, 1.5)), (9 * MiB // 2, 1.5))
+    assert plots.sram_series(pts, "ep-paper") == ((), (12 * MiB, 6.0))
+    assert plots.sram_series(pts, "ep")[1] is None
+    assert plots.speedup_series(pts, "fse-dp-paired") == ((2 * MiB, 240 / 180), (4 * MiB, 160 / 150))
+    assert plots.speedup_series(pts, "fse-dp") == ((2 * MiB, 240 / 200), (4 * MiB, 160 / 190))
+    assert plots.reference_saving(pts) == pytest.approx(1 - 4.5 / 12)   # the 62.5% of table (d)
+    assert plots.saving_text(0.625) == ("FSE-DP paired 62.5% less weight SRAM than ep-paper at the reference "
+                                        "provisioning")
+    assert plots.saving_text(-0.5).startswith("FSE-DP paired 50.0% more")
+
+
+def test_sram_curves_figure(synthetic, monkeypatch):
+    from sim.eval import plots
+
+    items = _groups(synthetic)
+    fig = _figure(monkeypatch, plots.sram_curves, items)
+    [ax] = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4", "12"]   # MiB; 4.5 too close to 4
+    assert "MiB" in ax.get_xlabel()
+    assert ax.get_ylim() == pytest.approx(plots.shared_limits([1.0, 6.0]))         # bound .. ep-paper's 6.0x
+    assert "62.5% less weight SRAM than ep-paper" in fig._suptitle.get_text()
+    [legend] = fig.legends
+    assert _legend_texts(legend) == list(STRATEGIES) + ["lower bound", "hollow: at the reference model's "
+                                                                        "provisioning"]
+    assert ax.get_legend() is None            # nothing identical here
+    _assert_legends_cover_no_axes(fig)
+
+
+def test_identical_series_are_drawn_once_and_named_together(synthetic, identical, monkeypatch):
+    from sim.eval import plots
+
+    items = _groups(identical)
+    fig = _figure(monkeypatch, plots.sram_curves, items)
+    [ax] = fig.axes
+    drawn = [ln for ln in ax.get_lines() if ln.get_linestyle() != "--"]      # all but the bound
+    assert len(drawn) == 3                    # fse-dp (= paired), ep (= hydra), ep-whole
+    assert _legend_texts(ax.get_legend()) == ["fse-dp = fse-dp-paired", "ep = hydra"]
+    assert _legend_texts(fig.legends[0])[:3] == ["fse-dp", "ep", "ep-whole"]
+    _assert_legends_cover_no_axes(fig)
+    # the saving at the reference provisioning: once in the title if it is the model's at every L, else per panel
+    both = _groups(synthetic) + items
+    fig = _figure(monkeypatch, plots.sram_curves, both)
+    assert "62.5% less" in fig._suptitle.get_text() and [ax.get_title() for ax in fig.axes] == ["L=16", "L=64"]
+    monkeypatch.setattr(plots, "reference_saving", lambda pts: 0.5 if "paper" in pts else -0.25)
+    fig = _figure(monkeypatch, plots.sram_curves, both)
+    assert "weight SRAM" not in fig._suptitle.get_text()
+    assert [ax.get_title().split("\n") for ax in fig.axes] == [
+        ["L=16", "FSE-DP paired 50.0% less weight SRAM than ep-paper", "at the reference provisioning"],
+        ["L=64", "FSE-DP paired 25.0% more weight SRAM than ep-paper", "at the reference provisioning"]]
+    fig = _figure(monkeypatch, plots.iso_sram_speedup, items)
+    [ax] = fig.axes
+    assert len([ln for ln in ax.get_lines() if list(ln.get_xdata()) == [2 * MiB, 4 * MiB]]) == 1  # one line for both
+    assert _legend_texts(ax.get_legend()) == ["olmoe-1b-7b paired = olmoe-1b-7b unpaired"]
+    _assert_legends_cover_no_axes(fig)
+
+
+def test_iso_sram_speedup_figure(synthetic, identical, monkeypatch):
+    from sim.eval import plots
+
+    items = _groups(synthetic) + _groups(identical)    # L=16 and L=64: two panels
+    fig = _figure(monkeypatch, plots.iso_sram_speedup, items)
+    a16, a64 = fig.axes
+    assert a16.get_ylim() == a64.get_ylim() and a16.get_xlim() == a64.get_xlim()   # one scale
+    assert [t.get_text() for t in a16.get_xticklabels()] == ["2", "4"]
+    for ax in (a16, a64):
+        [band] = [p for p in ax.patches if p.get_zorder() == 0]
+        ys = (band.get_y(), band.get_y() + band.get_height())
+        assert ys == pytest.approx(report.PAPER_SPEEDUP)          # the paper's claim, behind the lines
+        assert all(ln.get_zorder() > band.get_zorder() for ln in ax.get_lines())
+    # each panel's lowest and highest speedup labelled with its measured value
+    assert sorted(t.get_text() for t in a16.texts) == sorted([f"{160 / 190:.2f}", f"{240 / 180:.2f}"])
+    assert sorted(t.get_text() for t in a64.texts) == sorted([f"{300 / 200:.2f}", f"{160 / 150:.2f}"])
+    texts = _legend_texts(fig.legends[0])
+    assert texts[:3] == ["olmoe-1b-7b", "FSE-DP paired", "FSE-DP unpaired"] and "1.22x-2.00x" in texts[3]
+    _assert_legends_cover_no_axes(fig)
+
+
+def test_report_writes_every_plot_and_the_same_bytes_twice(synthetic, identical, tmp_path):
+    import shutil
+
+    for f in identical.iterdir():
+        shutil.copy(f, synthetic / f"same_{f.name}")
+    out1, out2 = tmp_path / "r1", tmp_path / "r2"
+    md = report.write_report(synthetic, out1).read_text()
+    report.write_report(synthetic, out2)
+    pngs = sorted(p.name for p in out1.glob("*.png"))
+    assert pngs == ["iso_sram_paper-2x2.png", "sram_paper-2x2_olmoe-1b-7b.png"]
+    for name in pngs:
+        assert f"]({name})" in md
+        assert (out1 / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out1 / name).read_bytes() == (out2 / name).read_bytes()     # deterministic
+
+
 # ----------------------------------------------------------------------------- errors
 
 @pytest.mark.parametrize("args,message", [
