@@ -100,6 +100,8 @@ class SystemConfig:
         Chiplet each DRAM channel is attached to.
     dram_words : int
         Words (of ``tile.word_bytes``) per DRAM channel.
+    dram_program_words : int
+        Instructions a DRAM channel's program memory holds.
     dram_rate : (int, int)
         Link-width beats per cycle a DRAM channel delivers, as ``num / den``.
     dram_latency : int
@@ -127,6 +129,7 @@ class SystemConfig:
     link_rate: tuple
     link_latency: int
     buffer_depth: int = 4
+    dram_program_words: int = 1024
 
     @property
     def num_chiplets(self) -> int:
@@ -142,7 +145,8 @@ class SystemConfig:
                 f"_dr{self.dram_rate[0]}-{self.dram_rate[1]}_dl{self.dram_latency}_dw{self.dram_words}"
                 f"_lr{self.link_rate[0]}-{self.link_rate[1]}_ll{self.link_latency}"
                 f"_c{'-'.join(map(str, self.dram_chiplets))}"
-                + (f"_b{self.buffer_depth}" if self.buffer_depth != 4 else ""))
+                + (f"_b{self.buffer_depth}" if self.buffer_depth != 4 else "")
+                + (f"_dp{self.dram_program_words}" if self.dram_program_words != 1024 else ""))
 
     @classmethod
     def from_preset(cls, preset, tile: TileConfig | None = None) -> "SystemConfig":
@@ -170,5 +174,5 @@ class SystemConfig:
                    dram_words=preset.dram_channel_bytes // tile.word_bytes,
                    dram_rate=rate(preset.dram_bytes_per_cycle, tile.link_bytes),
                    dram_latency=preset.dram_latency, link_rate=link_rate,
-                   link_latency=preset.link_latency,
+                   link_latency=preset.link_latency, dram_program_words=preset.dram_program_words,
                    buffer_depth=preset.buffer_depth or credit_depth(preset.link_latency, link_rate))

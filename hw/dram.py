@@ -265,7 +265,7 @@ class DramChannel(wiring.Component):
         :class:`hw.config.SystemConfig`; keyword arguments override any parameter."""
         params = dict(word_bytes=system.tile.word_bytes, link_bytes=system.tile.link_bytes,
                       dram_words=system.dram_words, rate=tuple(system.dram_rate),
-                      latency=system.dram_latency)
+                      latency=system.dram_latency, program_words=system.dram_program_words)
         params.update(overrides)
         return cls(**params)
 

@@ -1,6 +1,7 @@
 """The D2D router of one chiplet: mesh links, slice trajectories and slot credits.
 
-The router moves micro-slices along their ring (rules R1 to R7 of ``docs/fsedp.md``)
+The router moves micro-slices along their ring (the FSE-DP rules R1 to R7,
+as ``docs/router.md`` states them)
 and unicast tokens, results and weight loads between chiplets.  It owns the chiplet's
 weight slots (:class:`hw.slot_table.SlotTable`); the tile computes on slots and says
 when it is done.  See :class:`Router` for ports and protocols.

@@ -6,7 +6,9 @@ chiplet system: MAC array per chiplet, DRAM channels and their bandwidth, D2D li
 bandwidth, and on-chip buffer budgets.  Bandwidths are in bytes per core clock cycle, so
 cycle counts are independent of the clock; the clock only converts cycles to seconds.
 
-The paper-scale presets follow ``docs/fsedp.md`` section 4.  The ``rtl-*`` presets are
+The paper-scale presets follow the FSE-DP paper's reference hardware (arXiv 2603.27624:
+MAC array, D2D and DRAM bandwidth, clock), with the SRAM we chose (``docs/sram.md``);
+hardware of your own is a description file (``docs/description_files.md``).  The ``rtl-*`` presets are
 small enough for RTL simulation and keep the ratios that decide which resource is the
 bottleneck: system MACs per DRAM byte, D2D-to-DRAM-channel bandwidth, and slice slots per
 chiplet.  ``fsedp presets`` prints all of them with those ratios.
@@ -131,6 +133,8 @@ class HardwarePreset:
         Entries of the router's slot table: no strategy uses more slots than this.
     table_entries, program_words : int
         Capacity of the controller's expert-to-token table and program memory.
+    dram_program_words : int
+        Capacity of each DRAM channel's program memory (one STREAM per transfer).
     dram_channel_bytes : int
         Capacity of one DRAM channel's weight memory.
     buffer_depth : int
@@ -159,13 +163,15 @@ class HardwarePreset:
     max_slots: int = 16
     table_entries: int = 2048
     program_words: int = 4096
+    dram_program_words: int = 1024
     dram_channel_bytes: int = 128 * KiB
     buffer_depth: int = 0
     rtl: bool = False
 
     def __post_init__(self):
         for field in ("rows", "cols", "mac_rows", "mac_cols", "weight_sram_bytes", "token_rows", "d_max",
-                      "slot_target", "max_slots", "table_entries", "program_words", "dram_channel_bytes"):
+                      "slot_target", "max_slots", "table_entries", "program_words", "dram_program_words",
+                      "dram_channel_bytes"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise PresetError(f"hardware {self.name!r}: {field} must be a positive integer, not {value!r}")
@@ -252,8 +258,8 @@ _PAPER_SRAM = (
     "example needs about 3.5 MB), swept from 1 to 32 MiB by `fsedp grid`; token and accumulator buffers "
     "of 1024 rows x d_max 4096 (int8 + int32, 20 MiB), enough for every token of the grid's largest layer "
     "(L = 1024) on one chiplet, so that no strategy is refused for token rows (the rows each run uses are "
-    "reported); a 16-entry slot table; a 8192-entry token table and 16384-word program memory, enough for "
-    "L = 1024 at top-8")
+    "reported); a 16-entry slot table; an 8192-entry token table and 16384-word program memories (controller "
+    "and DRAM channel), enough for L = 1024 at top-8 and for S = 128 micro-slices of every expert")
 
 
 def _paper(n: int, dram_scale: float) -> HardwarePreset:
@@ -262,7 +268,7 @@ def _paper(n: int, dram_scale: float) -> HardwarePreset:
         dram_bytes_per_cycle=_DRAM_GBPS * dram_scale / _PAPER_CLOCK, dram_latency=80,
         link_bytes_per_cycle=_D2D_GBPS / _PAPER_CLOCK, link_latency=8,
         weight_sram_bytes=8 * MiB, token_rows=1024, d_max=4096, table_entries=8192, program_words=16384,
-        dram_channel_bytes=4 * GiB,
+        dram_program_words=16384, dram_channel_bytes=4 * GiB,
         source=_PAPER + (f"; DRAM x{dram_scale:g} for {n}x{n}" if dram_scale != 1 else "") + ". " + _PAPER_SRAM)
 
 
@@ -366,12 +372,29 @@ def _get(table: dict, kind: str, name: str):
     try:
         return table[name]
     except KeyError:
-        raise PresetError(f"unknown {kind} preset {name!r}; choose one of: {', '.join(table)}") from None
+        raise PresetError(f"unknown {kind} preset {name!r}; choose one of: {', '.join(table)}, "
+                          f"or a .toml description file (fsedp presets --export NAME writes one)") from None
 
 
 def get_model(name: str) -> ModelPreset:
+    """A model preset by name, or the model a ``.toml`` description file describes
+    (:mod:`scheduler.description`)."""
+    if isinstance(name, ModelPreset):
+        return name
+    from scheduler import description
+
+    if description.is_description_path(name):
+        return description.load_model(name)
     return _get(MODEL_PRESETS, "model", name)
 
 
 def get_hardware(name: str) -> HardwarePreset:
+    """A hardware preset by name, or the hardware a ``.toml`` description file describes
+    (:mod:`scheduler.description`)."""
+    if isinstance(name, HardwarePreset):
+        return name
+    from scheduler import description
+
+    if description.is_description_path(name):
+        return description.load_hardware(name)
     return _get(HARDWARE_PRESETS, "hardware", name)

@@ -257,6 +257,50 @@ def write_programs(programs: LayerPrograms, path) -> None:
         f.write(out)
 
 
+def check_programs(programs: LayerPrograms, system, name: str = "programs") -> None:
+    """Check a program file against a system configuration before it runs: one
+    controller section per chiplet and one DRAM section per channel (each index once),
+    every word a valid instruction, each section within its program memory and closed by
+    ``END`` as its last word, and each section's ``SET CHIPLET_ID`` naming the chiplet it
+    runs on.  Raises :class:`ProgramError` naming the file and the section."""
+    wanted = {CONTROLLER: (system.num_chiplets, system.tile.program_words, "chiplet"),
+              DRAM: (len(system.dram_chiplets), system.dram_program_words, "DRAM channel")}
+    for kind, sections in ((CONTROLLER, programs.controllers), (DRAM, programs.drams)):
+        count, capacity, what = wanted[kind]
+        label = _SECTION_NAMES[kind]
+        indices = [p.index for p in sections]
+        if sorted(indices) != list(range(count)):
+            twice = sorted({i for i in indices if indices.count(i) > 1})
+            extra = sorted(i for i in set(indices) if i >= count)
+            missing = sorted(set(range(count)) - set(indices))
+            parts = ([f"missing {', '.join(map(str, missing))}"] if missing else []) + (
+                [f"repeated {', '.join(map(str, twice))}"] if twice else []) + (
+                [f"no {what} {', '.join(map(str, extra))} here"] if extra else [])
+            raise ProgramError(f"{name}: needs one .{label} section for each of the {count} {what}s "
+                               f"(0..{count - 1}); {'; '.join(parts)}")
+        for p in sections:
+            where = f"{name}: .{label} {p.index}"
+            if not p.words:
+                raise ProgramError(f"{where} is empty; a program ends with END")
+            if len(p.words) > capacity:
+                raise ProgramError(f"{where} has {len(p.words)} words; the {what}'s program memory holds {capacity}")
+            ops = []
+            for i, w in enumerate(p.words):
+                try:
+                    ops.append(decode(w))
+                except ProgramError as exc:
+                    raise ProgramError(f"{where}, word {i}: {exc}") from None
+            ends = [i for i, (op, _) in enumerate(ops) if op is isa.Opcode.END]
+            if not ends or ends[0] != len(ops) - 1:
+                raise ProgramError(f"{where}: END must be the last word (and only there); found it at "
+                                   f"{ends or 'no word'} of {len(ops)}")
+            home = system.dram_chiplets[p.index] if kind == DRAM else p.index
+            ids = [f["value"] for op, f in ops if op is isa.Opcode.SET and f.get("reg") == isa.Reg.CHIPLET_ID]
+            if ids != [home]:
+                raise ProgramError(f"{where} runs on chiplet {home}; it must SET CHIPLET_ID to {home} once, "
+                                   f"not {ids or 'never'}")
+
+
 def read_programs(path) -> LayerPrograms:
     try:
         raw = open(path, "rb").read()
@@ -324,7 +368,7 @@ def check_model_fits(strategy: str, model, tile: TileConfig) -> None:
         raise FitError(f"{strategy} does not fit: hidden size d {d} exceeds the token rows' {tile.d_max} bytes")
 
 
-def check_fits(plan, tile: TileConfig, dram_words: int | None = None) -> int:
+def check_fits(plan, tile: TileConfig, dram_words: int | None = None, dram_program_words: int | None = None) -> int:
     """Check that ``plan`` fits a configuration's capacities and every packet and
     instruction field, before any data exists; returns the words per weight slot.  Both
     engines run it on every plan.  Raises :class:`scheduler.plan.FitError` naming what the
@@ -385,7 +429,19 @@ def check_fits(plan, tile: TileConfig, dram_words: int | None = None) -> int:
         if dram_words is not None and need > dram_words:
             fail(f"DRAM channel {ch} holds {format_size(need * word)} of weights for this plan; the channel "
                  f"has {format_size(dram_words * word)}")
+        if dram_program_words is not None and dram_program_length(stream) > dram_program_words:
+            fail(f"DRAM channel {ch}'s program of {dram_program_length(stream)} words ({len(stream)} STREAMs) "
+                 f"exceeds the channel's program memory of {dram_program_words}")
     return slot_words
+
+
+#: SET instructions that open a DRAM channel program (CHIPLET_ID, SLOT_WORDS).
+DRAM_SET_COUNT = 2
+
+
+def dram_program_length(stream) -> int:
+    """Words of a DRAM channel program: its SETs, one STREAM per transfer, and END."""
+    return DRAM_SET_COUNT + len(stream) + 1
 
 
 def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
@@ -440,6 +496,7 @@ def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
         words += [_encode(isa.Opcode.STREAM, kind=isa.StreamKind[plan.stream_kind(ch, t)], expert=t.expert,
                           slice=t.slice, dst=t.dst, addr=i * slot_words) for i, t in enumerate(stream)]
         words.append(_encode(isa.Opcode.END))
+        assert len(words) == dram_program_length(stream)
         drams.append(Program(DRAM, ch, words))
     return LayerPrograms(controllers, drams)
 

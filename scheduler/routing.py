@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "RoutingError", "RoutingTrace", "load_trace", "write_trace", "uniform", "zipf",
+    "RoutingError", "RoutingTrace", "load_trace", "write_trace", "from_logits", "uniform", "zipf",
     "load_stats", "sample_from_stats", "from_spec", "BUNDLED_STATS", "STATS_DIR",
 ]
 
@@ -125,6 +125,9 @@ def _check_token(t, experts, weights, top_k, num_experts):
             raise RoutingError(f"token {t}: gate weight {w!r} is not a number")
         if not math.isfinite(w) or w < 0:
             raise RoutingError(f"token {t}: gate weight {w!r} must be finite and non-negative")
+        if w > 1:
+            raise RoutingError(f"token {t}: gate weight {w!r} is above 1.0; gate weights are in [0, 1] "
+                               f"(softmax probabilities, held by the hardware as unsigned Q0.8)")
 
 
 def load_trace(path, num_experts: int | None = None) -> RoutingTrace:
@@ -162,6 +165,28 @@ def load_trace(path, num_experts: int | None = None) -> RoutingTrace:
     if not experts:
         raise RoutingError(f"{path}: the routing trace has no tokens")
     return RoutingTrace(np.array(experts, dtype=np.int64), np.array(weights, dtype=np.float64))
+
+
+def from_logits(logits, top_k: int, renormalize: bool = True) -> RoutingTrace:
+    """The top-k routing a softmax router takes from its logits (``L x E``): per token the
+    ``top_k`` largest logits in rank order (ties: the lower expert id), with gate weights
+    the softmax over all E experts, or, with ``renormalize`` (Mixtral's and OLMoE's
+    routers), the softmax over the chosen k."""
+    x = np.asarray(logits, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise RoutingError(f"router logits must be an L x E array, not of shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise RoutingError("router logits must be finite")
+    _check_shape(x.shape[0], x.shape[1], top_k)
+    experts = np.argsort(-x, axis=1, kind="stable")[:, :top_k]
+    chosen = np.take_along_axis(x, experts, axis=1)
+    if renormalize:
+        z = np.exp(chosen - chosen[:, :1])
+        weights = z / z.sum(axis=1, keepdims=True)
+    else:
+        z = np.exp(x - x.max(axis=1, keepdims=True))
+        weights = np.take_along_axis(z / z.sum(axis=1, keepdims=True), experts, axis=1)
+    return RoutingTrace(experts, np.minimum(weights, 1.0))
 
 
 def write_trace(trace: RoutingTrace, path) -> None:
@@ -214,6 +239,10 @@ def zipf(num_tokens: int, num_experts: int, top_k: int, skew: float, seed: int =
     rng = np.random.default_rng(seed)
     ranks = rng.permutation(num_experts) + 1
     p = ranks.astype(np.float64) ** -float(skew)
+    if np.count_nonzero(p) < top_k:
+        most = math.floor(700 / math.log(top_k))
+        raise RoutingError(f"Zipf skew {skew:g} leaves fewer than top-{top_k} experts with a non-zero "
+                           f"probability (it underflows); give a skew of at most {most}")
     p /= p.sum()
     return RoutingTrace(_weighted_without_replacement(rng, p, num_tokens, top_k),
                         _gate_weights(rng, num_tokens, top_k))

@@ -111,7 +111,7 @@ def _budget(hw: HardwarePreset) -> str:
 
 def paper_budget(strategy: str, model: ModelPreset, hw: HardwarePreset) -> int:
     """The weight buffer per chiplet the paper's reference model gives ``strategy``
-    (docs/fsedp.md section 4), in bytes: two whole experts for ``ep-whole`` and
+    (the paper's reference model, ``docs/sram.md``), in bytes: two whole experts for ``ep-whole`` and
     ``ep-paper``; ``slot_target`` micro-slices of the model's default S (moved to whole
     MAC-array blocks) for the others.  Rounded up to whole weight words."""
     if strategy in WHOLE_EXPERT:
@@ -155,6 +155,11 @@ def size_plan(strategy: str, model: ModelPreset, hw: HardwarePreset, slices: int
         if not isinstance(slices, int) or slices <= 0 or model.d_ff % slices:
             raise PlanError(f"slices must be a positive divisor of the expert FFN size {model.d_ff}, "
                             f"not {slices!r}")
+        allowed = slice_candidates(model, hw)
+        if slices not in allowed:
+            raise PlanError(f"--slices {slices}: {model.name} on {hw.name} takes an S whose slices are whole "
+                            f"{_block(hw)}-column MAC-array blocks of its FFN size {model.d_ff} and fit the "
+                            f"header's slice index; allowed: {', '.join(map(str, allowed)) or 'none'}")
         chosen, smallest = slices, False
         if not _flits_ok(model.expert_bytes // chosen, link):
             raise _length_error(strategy, model.expert_bytes // chosen, link, f"a slice (S={chosen})")

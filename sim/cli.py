@@ -1,7 +1,9 @@
 """``fsedp``: the command-line entry point.
 
-Every error a user can cause (a bad flag, an unknown preset, a malformed routing file)
-ends in one line ``fsedp: error: ...`` and exit status 2.
+Every error a user can cause (a bad flag, an unknown preset, a malformed routing file or
+description file, an output path that cannot be written) ends in one line
+``fsedp: error: ...`` and exit status 2, before any long work starts where it can be
+checked then; Ctrl-C ends with one line and exit status 130.
 """
 
 from __future__ import annotations
@@ -16,11 +18,48 @@ import numpy as np
 
 from scheduler import golden, presets, routing
 
-DEFAULTS = {"preset": "rtl-2x2", "model": "tiny-8x2", "tokens": 16, "routing": "mixtral:c4", "seed": 0}
+DEFAULTS = {"preset": "rtl-2x2", "model": "tiny-8x2", "tokens": 16, "routing": None, "seed": 0}
+DESCRIPTION = ("fsedp: a cycle-accurate RTL model (and a fast event-driven model) of a multi-chiplet MoE "
+               "accelerator, for FSE-DP and its baselines")
 
 
 class UsageError(Exception):
     """A user error reported as one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line ``fsedp: error: ...``, status 2;
+    help that shows defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        command = self.prog.partition(" ")[2]
+        where = f"{command}: " if command else ""
+        self.exit(2, f"fsedp: error: {where}{message} (see `{self.prog} --help`)\n")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("default" not in text and default not in (None, False, argparse.SUPPRESS)
+                and action.option_strings and action.nargs != 0):
+            text += f" (default: {default})"
+        return text
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as package_version
+
+    try:
+        return package_version("fsedp")
+    except PackageNotFoundError:   # pragma: no cover - running from a tree that is not installed
+        return "unknown (not installed)"
 
 
 def _positive_int(text):
@@ -33,15 +72,66 @@ def _positive_int(text):
     return value
 
 
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**63 - 1, not {value}")
+    return value
+
+
+def add_hardware_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=DEFAULTS["preset"],
+                   help="hardware preset (fsedp presets), or a .toml hardware description file")
+    p.add_argument("--hardware", metavar="FILE.toml", default=None,
+                   help="hardware description file (docs/description_files.md; `fsedp presets --export NAME` "
+                        "writes one to start from); replaces --preset")
+
+
 def add_workload_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default=DEFAULTS["preset"], help="hardware preset (fsedp presets)")
-    p.add_argument("--model", default=DEFAULTS["model"], help="model preset (fsedp presets)")
+    add_hardware_flags(p)
+    p.add_argument("--model", default=DEFAULTS["model"],
+                   help="model preset (fsedp presets), or a .toml model description file")
     p.add_argument("--tokens", "-L", type=_positive_int, default=DEFAULTS["tokens"],
-                   help="tokens in the layer invocation")
+                   help="tokens in the layer invocation (at most the chiplets x token rows of the hardware)")
     p.add_argument("--routing", default=DEFAULTS["routing"],
                    help="uniform | zipf:A | <model>:<domain>[:layer] (bundled statistics, e.g. "
-                        "mixtral:c4) | path to a statistics .json | path to a .jsonl trace")
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed for routing, weights and tokens")
+                        "mixtral:c4) | path to a statistics .json | path to a .jsonl trace (default: the "
+                        "model's own c4 statistics where its experts and top-k are those of a bundled "
+                        "file, mixtral:c4 or olmoe:c4; uniform otherwise)")
+    p.add_argument("--seed", type=_seed, default=DEFAULTS["seed"], help="seed for routing, weights and tokens")
+
+
+def default_routing(model) -> str:
+    """The ``--routing`` default for ``model``: the bundled c4 statistics of its shape
+    (experts and top-k), else ``uniform``."""
+    from sim.eval.realstats import BUNDLED_MODELS
+
+    for family, (e, k, _) in BUNDLED_MODELS.items():
+        if (e, k) == (model.num_experts, model.top_k):
+            return f"{family}:c4"
+    return "uniform"
+
+
+def resolve_workload_flags(args) -> None:
+    """``--hardware`` into ``--preset``, the default routing from the model, and the
+    token count against what the hardware holds: all before any work starts."""
+    if getattr(args, "hardware", None):
+        if args.preset != DEFAULTS["preset"]:
+            raise UsageError("give --preset or --hardware, not both")
+        args.preset = args.hardware
+    if not hasattr(args, "model"):
+        if hasattr(args, "preset"):
+            presets.get_hardware(args.preset)
+        return
+    hw, model = presets.get_hardware(args.preset), presets.get_model(args.model)
+    if args.routing is None:
+        args.routing = default_routing(model)
+    from sim.workload import check_tokens
+
+    check_tokens(hw, args.tokens)
 
 
 def _size(text):
@@ -57,6 +147,38 @@ def add_sram_flag(p: argparse.ArgumentParser) -> None:
                         "`fsedp presets` lists them); every strategy's slots are carved out of it")
 
 
+#: Output flags that name a file, and commands whose ``--out`` is a folder.
+OUTPUT_FILES = ("json", "csv", "timeline", "waves")
+OUTPUT_DIR_COMMANDS = ("verilog", "grid", "report")
+
+
+def check_output_paths(args) -> None:
+    """One rule for every output path, applied before any work starts: missing parent
+    folders are created; a file path that is a folder, a folder path that is a file, or a
+    place that cannot be written is an error naming the flag."""
+    import os
+    import pathlib
+
+    paths = [(f"--{name}", getattr(args, name), False) for name in OUTPUT_FILES
+             if isinstance(getattr(args, name, None), str)]
+    if getattr(args, "out", None):
+        paths.append(("--out", args.out, args.command in OUTPUT_DIR_COMMANDS))
+    for flag, path, is_dir in paths:
+        p = pathlib.Path(path)
+        folder = p if is_dir else p.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise UsageError(f"{flag} {path}: {folder} is a file, not a folder") from None
+        except OSError as exc:
+            raise UsageError(f"{flag} {path}: cannot create {folder}: {exc.strerror}") from None
+        if not is_dir and p.is_dir():
+            raise UsageError(f"{flag} {path}: is a folder; give a file name")
+        target = p if p.exists() and not is_dir else folder
+        if not os.access(target, os.W_OK):
+            raise UsageError(f"{flag} {path}: {target} is not writable")
+
+
 def workload(args):
     """(hardware, model, trace) from the workload flags, validated."""
     hw = presets.get_hardware(args.preset)
@@ -66,7 +188,28 @@ def workload(args):
 
 
 def cmd_presets(args):
+    from scheduler import description
+
     fmt = presets.format_size
+    if args.export:
+        name = args.export
+        if name in presets.HARDWARE_PRESETS:
+            text = description.dump_hardware(presets.HARDWARE_PRESETS[name])
+        elif name in presets.MODEL_PRESETS:
+            text = description.dump_model(presets.MODEL_PRESETS[name])
+        else:
+            raise UsageError(f"--export: unknown preset {name!r}; choose a hardware preset "
+                             f"({', '.join(presets.HARDWARE_PRESETS)}) or a model preset "
+                             f"({', '.join(presets.MODEL_PRESETS)})")
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(text)
+            print(f"wrote {name} to {args.out}")
+        else:
+            print(text, end="")
+        return
+    if args.out:
+        raise UsageError("--out applies to --export only")
     if args.json:
         print(json.dumps({"models": {n: p.summary() for n, p in presets.MODEL_PRESETS.items()},
                           "hardware": {n: p.summary() for n, p in presets.HARDWARE_PRESETS.items()}},
@@ -78,9 +221,9 @@ def cmd_presets(args):
         print(f"  {p.name:<18}{p.d_model:>6}{p.d_ff:>7}{p.num_experts:>5}{p.top_k:>6}{p.slices:>4}"
               f"{fmt(p.expert_bytes):>11}  {p.source}")
     print()
-    print("Hardware presets (bandwidths in bytes per cycle; SRAM provisioned per chiplet: weight buffer, "
-          "token + accumulator buffers)")
-    print(f"  {'name':<13}{'mesh':>5}{'MACs':>6}{'DRAM ch':>8}{'DRAM B/cyc':>11}{'D2D B/cyc':>10}"
+    print("Hardware presets (bandwidths in bytes per cycle: B/cyc/ch per DRAM channel, D2D per link direction; "
+          "SRAM provisioned per chiplet: weight buffer, token + accumulator buffers; sizes in binary units)")
+    print(f"  {'name':<13}{'mesh':>5}{'MACs':>6}{'DRAM ch':>8}{'B/cyc/ch':>11}{'D2D B/cyc':>10}"
           f"{'weight SRAM':>12}{'token SRAM':>11}{'MAC/DRAM B':>11}{'D2D/DRAM':>9}  source")
     for p in presets.HARDWARE_PRESETS.values():
         r = p.ratios()
@@ -154,9 +297,13 @@ def cmd_asm(args):
     from scheduler import program
 
     try:
-        text = open(args.source).read()
+        with open(args.source, "rb") as f:
+            text = f.read().decode("utf-8")
     except OSError as exc:
         raise UsageError(f"{args.source}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{args.source}: not program text (not UTF-8); `fsedp asm` reads the text that "
+                         f"`fsedp disasm` prints, and `fsedp disasm` reads program files") from None
     progs = program.assemble_programs(text, args.source)
     program.write_programs(progs, args.out)
     print(f"assembled {len(progs.sections())} sections to {args.out}")
@@ -206,8 +353,29 @@ def _print_run(j):
           f"{fmt(max(j['peak_onchip_bytes']))} per chiplet (slots held x slot bytes + token rows in use)")
 
 
+def with_program_file(work, path):
+    """``work`` with its programs replaced by the program file ``path`` (checked against
+    the configuration first): the plan's weights, tokens and golden answer stay, so the
+    run's outputs are checked against the golden model as usual."""
+    import dataclasses
+
+    from scheduler import program
+
+    progs = program.read_programs(path)
+    program.check_programs(progs, work.system, str(path))
+    return dataclasses.replace(work, programs=progs, spec=work.spec | {"programs": str(path)})
+
+
 def cmd_run(args):
+    if args.programs and args.engine != "rtl":
+        raise UsageError("--programs runs a program file on the RTL (--engine rtl); the fast model executes "
+                         "plans, not programs")
+    if args.programs and args.timeline:
+        raise UsageError("--timeline records the plan on the fast model, not a program file; drop one of "
+                         "--programs and --timeline")
     work = _workload(args, args.strategy)
+    if args.programs:
+        work = with_program_file(work, args.programs)
     result = _engine_run(args, [work])[0].to_json()
     _print_run(result)
     if args.json:
@@ -346,12 +514,16 @@ def cmd_verilog(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fsedp", description=__doc__.splitlines()[0].strip("`: "))
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = Parser(prog="fsedp", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"fsedp {version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
     p = sub.add_parser("presets", help="list model and hardware presets with their numbers and sources")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--export", metavar="NAME", default=None,
+                   help="write preset NAME as a TOML description file (to standard output, or --out)")
+    p.add_argument("--out", metavar="FILE.toml", default=None, help="file for --export")
     p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("golden", help="run the bit-exact golden model on a workload and print a summary")
@@ -380,6 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a waveform of the run: FILE.vcd, or FILE.fst (needs liblz4-dev)")
     p.add_argument("--timeline", metavar="FILE",
                    help="write a Chrome trace-event timeline (Perfetto) of the run, recorded by the fast model")
+    p.add_argument("--programs", metavar="FILE.fsedp", default=None,
+                   help="run this program file (from `fsedp programs`, or edited with disasm/asm) instead of the "
+                        "plan's own programs; the workload flags must make the same plan, whose weights, tokens "
+                        "and golden output are loaded and checked (RTL only)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compare", help="run every strategy on the same build, tokens and buffers")
@@ -408,7 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", default="datapath", choices=["datapath", "tile", "system"],
                    help="datapath (SRAM, MAC array, vector unit, slice engine), tile (with router and "
                         "controller) or system (R x C tiles and DRAM channels)")
-    p.add_argument("--preset", default=DEFAULTS["preset"], help="hardware preset giving the tile parameters")
+    add_hardware_flags(p)
     p.add_argument("--mac-rows", type=_positive_int, default=None, help="override the MAC array rows")
     p.add_argument("--mac-cols", type=_positive_int, default=None, help="override the MAC array columns")
     p.add_argument("--link-bytes", type=_positive_int, default=None,
@@ -419,9 +595,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
+        resolve_workload_flags(args)
+        check_output_paths(args)
         args.func(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("fsedp: interrupted\n")
+        return 130
+    except BrokenPipeError:          # e.g. `fsedp presets | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (UsageError, presets.PresetError, routing.RoutingError, ValueError, OSError,
             RuntimeError) as exc:
         parser.exit(2, f"fsedp: error: {exc}\n")

@@ -16,7 +16,7 @@ from hw.config import SystemConfig
 from scheduler import golden, presets, program, routing, strategies
 from scheduler.plan import Plan
 
-__all__ = ["Workload", "prepare", "hardware", "expected_accumulators"]
+__all__ = ["Workload", "prepare", "hardware", "check_tokens", "expected_accumulators"]
 
 
 @dataclass(eq=False)
@@ -64,16 +64,31 @@ def expected_accumulators(plan: Plan, layer, tokens) -> list:
     return acc
 
 
-def hardware(preset: str, sram: int | None = None) -> presets.HardwarePreset:
-    """A hardware preset by name, with its weight buffer replaced by ``sram`` bytes if given."""
+def hardware(preset, sram: int | None = None) -> presets.HardwarePreset:
+    """A hardware preset (a name, a ``.toml`` description file or a
+    :class:`~scheduler.presets.HardwarePreset`), with its weight buffer replaced by
+    ``sram`` bytes if given."""
     hw = presets.get_hardware(preset)
     return hw if sram is None else hw.with_weight_sram(sram)
 
 
-def prepare(*, preset: str, model: str, tokens: int, routing_spec: str, strategy: str, seed: int = 0,
+def check_tokens(hw: presets.HardwarePreset, tokens: int) -> None:
+    """Every token of a layer lives in one chiplet's token buffer: refuse more tokens than
+    the system holds before drawing any routing (a ``PresetError`` naming the limit)."""
+    most = hw.num_chiplets * hw.token_rows
+    if tokens > most:
+        raise presets.PresetError(f"--tokens {tokens}: {hw.name} holds at most {most} tokens ({hw.num_chiplets} "
+                                  f"chiplets x {hw.token_rows} token rows)")
+
+
+def prepare(*, preset, model, tokens: int, routing_spec: str, strategy: str, seed: int = 0,
             slices: int | None = None, layout: str | None = None, sram: int | None = None,
             system: SystemConfig | None = None, with_data: bool = True) -> Workload:
-    """Build a workload from preset names and options (raises clear ``ValueError``s).
+    """Build a workload from presets and options (raises clear ``ValueError``s).
+
+    ``preset`` and ``model`` are preset names, ``.toml`` description files or preset
+    objects (:mod:`scheduler.description`); ``routing_spec`` a ``--routing`` value or a
+    :class:`scheduler.routing.RoutingTrace` of ``tokens`` tokens.
 
     ``sram`` replaces the preset's weight buffer (bytes per chiplet).  Every plan is
     checked against the configuration's capacities and the packet and instruction fields
@@ -83,11 +98,20 @@ def prepare(*, preset: str, model: str, tokens: int, routing_spec: str, strategy
     at any scale, without generating full-size weights."""
     hw = hardware(preset, sram)
     m = presets.get_model(model)
-    trace = routing.from_spec(routing_spec, tokens, m.num_experts, m.top_k, seed)
+    check_tokens(hw, tokens)
+    if isinstance(routing_spec, routing.RoutingTrace):
+        trace = routing_spec
+        if trace.num_tokens != tokens:
+            raise routing.RoutingError(f"the routing trace has {trace.num_tokens} tokens, but {tokens} were asked for")
+        trace.check_fits(m.num_experts, m.top_k)
+        routing_spec = "<trace>"
+    else:
+        trace = routing.from_spec(routing_spec, tokens, m.num_experts, m.top_k, seed)
     plan = strategies.build_plan(strategy, m, hw, trace, slices=slices, layout=layout)
     system = system or SystemConfig.from_preset(hw)
-    program.check_fits(plan, system.tile, system.dram_words)      # before generating any data
-    spec = {"preset": preset, "model": model, "tokens": tokens, "routing": routing_spec,
+    program.check_fits(plan, system.tile, system.dram_words, system.dram_program_words)   # before any data
+    spec = {"preset": preset if isinstance(preset, str) else hw.name,
+            "model": model if isinstance(model, str) else m.name, "tokens": tokens, "routing": routing_spec,
             "strategy": strategy, "seed": seed, "slices": plan.slices, "slots": plan.slots,
             "slot_bytes": plan.slot_bytes, "layout": layout if plan.successor is not None else None,
             "sram": hw.weight_sram_bytes}

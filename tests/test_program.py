@@ -116,7 +116,9 @@ def test_plan_that_overflows_a_buffer_is_rejected():
         program.encode_plan(ep, layer, TileConfig(d_max=16))
     with pytest.raises(FitError, match="16 slots exceed the router's slot table of 8"):
         program.encode_plan(ep, layer, TileConfig(max_slots=8))
-    odd = build_plan("fse-dp", TINY, HW, trace, slices=16)     # 4 columns per slice
+    # 4 columns per slice: planned for a 4x4 MAC array, encoded for the 8x8 one
+    import dataclasses
+    odd = build_plan("fse-dp", TINY, dataclasses.replace(HW, mac_rows=4, mac_cols=4), trace, slices=16)
     with pytest.raises(FitError, match="slice columns f/S 4 must be a multiple of the MAC array"):
         program.encode_plan(odd, layer, TileConfig())
 
@@ -191,3 +193,40 @@ def test_dram_images_hold_each_streamed_slice_at_its_address():
             g, u, dn = unpack_slice(image[o["addr"]:o["addr"] + n], 32, len(cols), 8, 8)
             assert np.array_equal(g, layer.w_gate[o["expert"]][:, cols])
             assert np.array_equal(dn, layer.w_down[o["expert"]][cols, :])
+
+
+def _programs():
+    from hw.config import SystemConfig
+
+    plan = build_plan("fse-dp", TINY, HW, routing.uniform(8, 8, 2, 0))
+    layer = golden.random_layer(8, TINY.d_model, TINY.d_ff, 0)
+    system = SystemConfig.from_preset(HW)
+    return program.encode_plan(plan, layer, system.tile), system
+
+
+def test_a_program_file_is_checked_against_the_configuration():
+    import dataclasses
+
+    progs, system = _programs()
+    program.check_programs(progs, system, "p.fsedp")          # the encoder's own programs pass
+
+    def fails(edit, message):
+        p = program.LayerPrograms([dataclasses.replace(c, words=list(c.words)) for c in progs.controllers],
+                                  [dataclasses.replace(d, words=list(d.words)) for d in progs.drams])
+        edit(p)
+        with pytest.raises(ProgramError) as info:
+            program.check_programs(p, system, "p.fsedp")
+        assert str(info.value).startswith("p.fsedp: ") and message in str(info.value), str(info.value)
+
+    fails(lambda p: p.controllers.pop(), "one .controller section for each of the 4 chiplets (0..3); missing 3")
+    fails(lambda p: setattr(p.controllers[3], "index", 2), "missing 3; repeated 2")
+    fails(lambda p: setattr(p.drams[1], "index", 7), "DRAM channels (0..3); missing 1; no DRAM channel 7 here")
+    fails(lambda p: p.controllers[1].words.pop(), ".controller 1: END must be the last word")
+    fails(lambda p: p.drams[2].words.append(p.drams[2].words[-1]), ".dram 2: END must be the last word (and only "
+                                                                    "there); found it at [16, 17] of 18")
+    fails(lambda p: p.controllers[0].words.__setitem__(5, 0xEE), ".controller 0, word 5: unknown opcode 0xee")
+    fails(lambda p: setattr(p.controllers[0], "words", p.controllers[0].words[:1] * 5000),
+          ".controller 0 has 5000 words; the chiplet's program memory holds 4096")
+    fails(lambda p: p.drams[0].words.__setitem__(0, program._set(isa.Reg.CHIPLET_ID, 1)),
+          ".dram 0 runs on chiplet 0; it must SET CHIPLET_ID to 0 once, not [1]")
+    fails(lambda p: setattr(p.controllers[2], "words", []), ".controller 2 is empty")

@@ -61,3 +61,29 @@ def test_both_engines_check_the_plan_before_anything_runs(strategy):
         with pytest.raises(FitError, match=f"^{strategy} does not fit: "):
             prepare(preset="rtl-2x2", model="tiny-8x2", tokens=4, routing_spec="uniform", strategy=strategy,
                     sram=512, with_data=with_data)
+
+
+def test_a_dram_program_longer_than_its_program_memory_is_refused_by_both_engines():
+    """The DRAM channel's program memory (``dram_program_words``, one STREAM per transfer)
+    is a capacity like any other: the RTL's channel is built with it and every plan is
+    checked against it, with or without data."""
+    import dataclasses
+
+    from hw.config import SystemConfig
+    from hw.dram import DramChannel
+    from scheduler import presets
+    from scheduler.plan import FitError
+
+    hw = dataclasses.replace(presets.get_hardware("rtl-2x2"), dram_program_words=12)
+    assert DramChannel.from_config(SystemConfig.from_preset(hw)).program_depth == 12
+    messages = set()
+    for with_data in (True, False):
+        with pytest.raises(FitError) as info:     # fse-dp: the 6 experts used, 48 slices over 4 channels
+            prepare(preset=hw, model="tiny-8x2", tokens=4, routing_spec="uniform", strategy="fse-dp",
+                    with_data=with_data)
+        messages.add(str(info.value))
+    assert messages == {"fse-dp does not fit: DRAM channel 0's program of 15 words (12 STREAMs) exceeds the "
+                        "channel's program memory of 12"}
+    ok = dataclasses.replace(hw, dram_program_words=15)
+    assert prepare(preset=ok, model="tiny-8x2", tokens=4, routing_spec="uniform", strategy="fse-dp",
+                   with_data=False).plan.slices == 8

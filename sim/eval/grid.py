@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from scheduler import presets, routing
+from scheduler import description, presets, routing
 from scheduler.plan import STRATEGIES, FitError, PlanError
 from scheduler.sizing import paper_budget
 from sim import results
@@ -95,7 +95,9 @@ class Point:
     def filename(self) -> str:
         label = re.sub(r"[^A-Za-z0-9.+-]+", "-", pathlib.Path(self.routing).stem if
                        self.routing.endswith((".json", ".jsonl")) else self.routing)
-        return f"{self.preset}__{self.model}__{label}__L{self.tokens}__{budget_label(self.sram)}.json"
+        preset, model = (pathlib.Path(n).stem if description.is_description_path(n) else n
+                         for n in (self.preset, self.model))
+        return f"{preset}__{model}__{label}__L{self.tokens}__{budget_label(self.sram)}.json"
 
     def budget(self, strategy: str):
         """The weight buffer (bytes) ``strategy`` gets at this point (None: the preset's)."""
@@ -109,14 +111,18 @@ class Point:
 # ----------------------------------------------------------------------------- flags
 
 def parse_names(text: str, table: dict, kind: str) -> tuple:
-    """Comma-separated preset names, each checked against ``table`` (``kind``: "hardware"
-    for ``--presets``, "model" for ``--models``)."""
+    """Comma-separated preset names or ``.toml`` description files, each checked against
+    ``table`` or loaded (``kind``: "hardware" for ``--presets``, "model" for ``--models``)."""
+    flag = f"--{'presets' if kind == 'hardware' else 'models'}"
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
-        raise GridError(f"--{'presets' if kind == 'hardware' else 'models'} needs at least one {kind} preset name")
+        raise GridError(f"{flag} needs at least one {kind} preset name")
     for n in names:
-        if n not in table:
-            raise GridError(f"unknown {kind} preset {n!r}; choose one of: {', '.join(table)}")
+        if description.is_description_path(n):
+            (description.load_hardware if kind == "hardware" else description.load_model)(n)
+        elif n not in table:
+            raise GridError(f"{flag}: unknown {kind} preset {n!r}; choose one of: {', '.join(table)}, or a .toml "
+                            f"description file")
     return names
 
 

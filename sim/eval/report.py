@@ -35,7 +35,7 @@ from .bound import lockstep_factor, lower_bound, plan_bound
 __all__ = ["add_parsers", "load_points", "point_row", "groups", "write_report", "PAPER_SPEEDUP", "PAPER_SAVING",
            "NEAR", "TIE"]
 
-#: The paper's claims (docs/fsedp.md section 6).
+#: The paper's claims (FSE-DP, arXiv 2603.27624: 1.22x-2.00x over EP and Hydra, up to 78.8% less memory).
 PAPER_SPEEDUP = (1.22, 2.00)
 PAPER_SAVING = 0.788
 PAIRED, UNPAIRED = "fse-dp-paired", "fse-dp"
@@ -769,8 +769,8 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("grid", help="run the evaluation grid (models x routing x L x SRAM budgets x strategies)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for one compare JSON per point + index.json")
     p.add_argument("--engine", default="fast", help="fast (default; paper scale) or rtl (rtl-* presets only)")
-    p.add_argument("--presets", default=",".join(grid.PAPER_PRESETS), help="comma-separated hardware presets")
-    p.add_argument("--models", default=",".join(grid.PAPER_MODELS), help="comma-separated model presets")
+    p.add_argument("--presets", default=",".join(grid.PAPER_PRESETS), help="comma-separated hardware presets or .toml hardware description files")
+    p.add_argument("--models", default=",".join(grid.PAPER_MODELS), help="comma-separated model presets or .toml model description files")
     p.add_argument("--tokens", "-L", default=",".join(map(str, grid.PAPER_TOKENS)),
                    help="comma-separated token counts L")
     p.add_argument("--routing", default="real",
