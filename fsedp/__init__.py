@@ -21,7 +21,7 @@ Hardware and models are frozen dataclasses (:class:`HardwarePreset`,
 
 from __future__ import annotations
 
-from scheduler.description import dump_hardware, dump_model, load_hardware, load_model
+from scheduler.description import DescriptionError, dump_hardware, dump_model, load_hardware, load_model
 from scheduler.plan import STRATEGIES, FitError, PlanError
 from scheduler.presets import (HARDWARE_PRESETS, MODEL_PRESETS, HardwarePreset, ModelPreset, PresetError,
                                format_size, parse_size)
@@ -34,7 +34,7 @@ __all__ = [
     "HardwarePreset", "ModelPreset", "RoutingTrace", "Workload", "RunResult",
     "HARDWARE_PRESETS", "MODEL_PRESETS", "STRATEGIES", "ENGINES",
     "load_hardware", "load_model", "dump_hardware", "dump_model", "from_logits", "load_trace", "write_trace",
-    "parse_size", "format_size", "PresetError", "PlanError", "FitError", "RoutingError",
+    "parse_size", "format_size", "PresetError", "DescriptionError", "PlanError", "FitError", "RoutingError",
 ]
 
 #: The two engines: the RTL under Verilator (bit-exact checked against the golden model)

@@ -175,6 +175,14 @@ class HardwarePreset:
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise PresetError(f"hardware {self.name!r}: {field} must be a positive integer, not {value!r}")
+        for field in ("clock_ghz", "dram_bytes_per_cycle", "link_bytes_per_cycle"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise PresetError(f"hardware {self.name!r}: {field} must be a positive number, not {value!r}")
+        for field in ("dram_latency", "link_latency", "buffer_depth"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise PresetError(f"hardware {self.name!r}: {field} must be a non-negative integer, not {value!r}")
         if not self.dram_chiplets:
             object.__setattr__(self, "dram_chiplets", corner_chiplets(self.rows, self.cols))
         for c in self.dram_chiplets:

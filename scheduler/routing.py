@@ -190,6 +190,9 @@ def from_logits(logits, top_k: int, renormalize: bool = True) -> RoutingTrace:
 
 
 def write_trace(trace: RoutingTrace, path) -> None:
+    """Write ``trace`` as a JSONL routing trace (the format :func:`load_trace` reads and
+    ``--routing FILE.jsonl`` takes), creating missing parent folders."""
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         for t in range(trace.num_tokens):
             f.write(json.dumps({"token": t, "experts": [int(e) for e in trace.experts[t]],

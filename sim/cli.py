@@ -47,7 +47,7 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         default = action.default
-        if ("default" not in text and default not in (None, False, argparse.SUPPRESS)
+        if ("default" not in text and default is not None and default is not False and default != argparse.SUPPRESS
                 and action.option_strings and action.nargs != 0):
             text += f" (default: {default})"
         return text

@@ -73,6 +73,7 @@ def test_help_shows_defaults_and_version_prints(capsys):
     out = run_cli("run", "--help")
     assert out.returncode == 0
     assert "(default: rtl-2x2)" in out.stdout and "(default: fse-dp-paired)" in out.stdout
+    assert "weights and tokens (default: 0)" in out.stdout
     assert "``" not in run_cli("--help").stdout
     out = run_cli("--version")
     assert out.returncode == 0 and out.stdout.startswith("fsedp 0.")
