@@ -137,6 +137,13 @@ def stats_signature(max_slots: int, counter_bits: int = 32, max_chiplets: int = 
         Per output link (N, E, S, W): flits sent; cycles a packet held the link (a flit
         offered or a packet in progress on any VC); cycles a flit was offered but none
         was sent (no credit, or the shaper's token not yet there).
+    link_header_flits : ArrayLayout(counter_bits, 4)
+        Per output link: header flits sent (one per packet; a control packet is its
+        header), so ``link_flits - link_header_flits`` are payload flits.
+    switched_flits : counter_bits
+        Flits through the crossbar: every flit an output channel (a link VC or a local
+        sink) takes, whatever its input.  The DRAM writer's fills of this chiplet's own
+        slots do not cross the crossbar.
     slot_flits, eject_flits, inject_flits, dram_flits : counter_bits
         Payload flits written into slots; flits ejected to / injected by the tile; flits
         taken from the DRAM port.
@@ -176,6 +183,8 @@ def stats_signature(max_slots: int, counter_bits: int = 32, max_chiplets: int = 
         "link_flits": Out(data.ArrayLayout(counter_bits, 4)),
         "link_busy": Out(data.ArrayLayout(counter_bits, 4)),
         "link_stalled": Out(data.ArrayLayout(counter_bits, 4)),
+        "link_header_flits": Out(data.ArrayLayout(counter_bits, 4)),
+        "switched_flits": Out(counter_bits),
         "slot_flits": Out(counter_bits), "eject_flits": Out(counter_bits),
         "inject_flits": Out(counter_bits), "dram_flits": Out(counter_bits),
         "arrivals": Out(counter_bits), "forwards": Out(counter_bits),
@@ -586,6 +595,8 @@ class Router(wiring.Component):
                 m.d.sync += ptr.eq(pick)
             busy = oc_locked[2 * d] | oc_locked[2 * d + 1] | oc_offer[2 * d] | oc_offer[2 * d + 1]
             self._count(m, st.link_flits[d], sent)
+            self._count(m, st.link_header_flits[d],
+                        sent & ~Mux(pick, oc_locked[2 * d + 1], oc_locked[2 * d]))
             self._count(m, st.link_busy[d], busy)
             self._count(m, st.link_stalled[d], (oc_offer[2 * d] | oc_offer[2 * d + 1]) & ~sent)
 
@@ -977,6 +988,10 @@ class Router(wiring.Component):
         # ---- counters and status ---------------------------------------------------------
         self._count(m, st.eject_flits, tile.eject.valid & tile.eject.ready)
         self._count(m, st.inject_flits, tile.inject.valid & tile.inject.ready)
+        with m.If(self.clear):
+            m.d.sync += st.switched_flits.eq(0)
+        with m.Else():
+            m.d.sync += st.switched_flits.eq(st.switched_flits + sum(oc_send))
         m.d.sync += st.error[4:].eq(st.error[4:] | error[4:])
         m.d.comb += [
             st.error[:4].eq(slots.error),

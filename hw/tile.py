@@ -92,6 +92,9 @@ class Tile(wiring.Component):
     counters : Out(hw.controller.counters_signature(counter_bits))
     busy_cycles, mac_cycles, macs : Out
         Datapath counters.
+    sram : Out(hw.tile_datapath.sram_counters_layout())
+        SRAM access counters of the datapath's buffers, zeroed at ``start``
+        (:data:`hw.tile_datapath.SRAM_COUNTERS`).
     """
 
     def __init__(self, *, tile: TileConfig = TileConfig(), rows: int = 1, cols: int = 1, link_latency: int = 1,
@@ -135,6 +138,7 @@ class Tile(wiring.Component):
             "busy_cycles": Out(self.datapath.busy_cycles.shape()),
             "mac_cycles": Out(self.datapath.mac_cycles.shape()),
             "macs": Out(self.datapath.macs.shape()),
+            "sram": Out(self.datapath.sram.shape()),
         })
         super().__init__(members)
 
@@ -164,7 +168,9 @@ class Tile(wiring.Component):
             r.cfg.chiplet_id.eq(self.chiplet_id), r.cfg.successor.eq(nc.successor),
             r.cfg.ring_len.eq(nc.ring_len), r.cfg.slot_count.eq(nc.slot_count),
             r.cfg.rows.eq(self.rows), r.cfg.cols.eq(self.cols), r.cfg.age_limit.eq(self.age_limit),
-            r.clear.eq(self.clear), dp.counters_clear.eq(self.clear),
+            # The datapath's counters start at ``start``: the host's loads before it
+            # (tokens, zeroed accumulators) are not part of the layer.
+            r.clear.eq(self.clear), dp.counters_clear.eq(self.clear | self.start),
         ]
         wiring.connect(m, wiring.flipped(self.dram), r.dram)
         # Links.
@@ -191,5 +197,5 @@ class Tile(wiring.Component):
         wiring.connect(m, r.stats, wiring.flipped(self.stats))
         wiring.connect(m, ctrl.counters, wiring.flipped(self.counters))
         m.d.comb += [self.busy_cycles.eq(dp.busy_cycles), self.mac_cycles.eq(dp.mac_cycles),
-                     self.macs.eq(dp.macs)]
+                     self.macs.eq(dp.macs), self.sram.eq(dp.sram)]
         return m

@@ -4,17 +4,44 @@ slice engine), with the external ports that the router and the tile controller u
 from __future__ import annotations
 
 from amaranth.hdl import Module, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import SystemConfig, TileConfig
 from .mac_array import MacArray
 from .requant import MULT_BITS, SHIFT_BITS
 from .slice_engine import COUNTER_BITS, SliceEngine
-from .sram import AccumulatorBuffer, TokenBuffer, WeightBuffer, check_positive, read_port_signature
+from .sram import AccOp, AccumulatorBuffer, TokenBuffer, WeightBuffer, check_positive, read_port_signature
 from .vector_unit import VectorUnit
 
-__all__ = ["TileDatapath", "tile_parameters", "link_bytes_for", "fs_max_for"]
+__all__ = ["TileDatapath", "tile_parameters", "link_bytes_for", "fs_max_for", "SRAM_COUNTERS", "sram_counters_layout",
+           "sram_access_bytes"]
+
+#: SRAM access counters of the tile datapath, in the unit of each port: flits (link
+#: width) or words (``R x C`` bytes for the weight buffer's MAC port, ``R`` bytes for a
+#: token word, ``4 C`` bytes for an accumulator word).
+SRAM_COUNTERS = ("weight_write_flits", "weight_read_words", "weight_forward_flits", "token_write_words",
+                 "token_read_words", "token_ext_read_words", "acc_read_words", "acc_write_words")
+
+
+def sram_counters_layout(counter_bits: int = COUNTER_BITS) -> data.StructLayout:
+    return data.StructLayout({name: unsigned(counter_bits) for name in SRAM_COUNTERS})
+
+
+def sram_access_bytes(counts: dict, *, mac_rows: int, mac_cols: int, link_bytes: int) -> dict:
+    """Bytes read and written per buffer from the counters (one definition for both
+    engines and the energy model): ``weight_read`` (MAC port words and forwarded flits),
+    ``weight_write``, ``token_read`` (MAC port and the controller's port), ``token_write``,
+    ``acc_read``, ``acc_write``."""
+    acc_word, token_word = 4 * mac_cols, mac_rows
+    return {
+        "weight_read": counts["weight_read_words"] * mac_rows * mac_cols + counts["weight_forward_flits"] * link_bytes,
+        "weight_write": counts["weight_write_flits"] * link_bytes,
+        "token_read": (counts["token_read_words"] + counts["token_ext_read_words"]) * token_word,
+        "token_write": counts["token_write_words"] * token_word,
+        "acc_read": counts["acc_read_words"] * acc_word,
+        "acc_write": counts["acc_write_words"] * acc_word,
+    }
 
 
 def link_bytes_for(word_bytes: int, link_bytes_per_cycle: float) -> int:
@@ -104,7 +131,15 @@ class TileDatapath(wiring.Component):
     busy : Out(1)
     busy_cycles, mac_cycles : Out(32)
     macs : Out(32 + log2(mac_rows * mac_cols))
+    sram : Out(sram_counters_layout())
+        Accesses of the three buffers (:data:`SRAM_COUNTERS`): weight-buffer flits
+        written (slot fills), words read by the MAC port, flits read for forwarding;
+        token-buffer words written, read by the MAC port, read by the controller;
+        accumulator words read and written (a datapath or network ADD is both, a READ
+        command a read; WRITE commands, the host's zeroing before ``start``, are not
+        counted).
     counters_clear : In(1)
+        Zeroes every counter (held: they stay zero).
     """
 
     def __init__(self, *, mac_rows=8, mac_cols=8, link_bytes=16, weight_words=192, max_slots=16,
@@ -164,6 +199,7 @@ class TileDatapath(wiring.Component):
             "busy_cycles": Out(COUNTER_BITS),
             "mac_cycles": Out(COUNTER_BITS),
             "macs": Out(self.engine.macs.shape()),
+            "sram": Out(sram_counters_layout()),
             "counters_clear": In(1),
         })
 
@@ -226,4 +262,27 @@ class TileDatapath(wiring.Component):
             self.mac_cycles.eq(eng.mac_cycles), self.macs.eq(eng.macs),
             eng.counters_clear.eq(self.counters_clear),
         ]
+
+        # SRAM access counters, from the buffers' port handshakes.
+        acc_cmd = self.acc_cmd.valid & self.acc_cmd.ready
+        op = self.acc_cmd.payload.op
+        events = {
+            "weight_write_flits": self.wb_wr.valid & self.wb_wr.ready,
+            "weight_read_words": eng.weight_rd.en,
+            "weight_forward_flits": self.wb_fwd_req.valid & self.wb_fwd_req.ready,
+            "token_write_words": self.tb_wr.valid & self.tb_wr.ready,
+            "token_read_words": eng.token_rd.en,
+            "token_ext_read_words": self.tb_rd.en,
+            # WRITE commands are the host's zeroing before start (the last may land a few
+            # cycles after it); a layer itself never writes an accumulator word whole.
+            "acc_read_words": [eng.acc_add.valid, acc_cmd & (op != AccOp.WRITE)],
+            "acc_write_words": [eng.acc_add.valid, acc_cmd & (op == AccOp.ADD)],
+        }
+        for name, inc in events.items():
+            counter = getattr(self.sram, name)
+            incs = inc if isinstance(inc, list) else [inc]
+            with m.If(self.counters_clear):
+                m.d.sync += counter.eq(0)
+            with m.Else():
+                m.d.sync += counter.eq(counter + sum(incs))
         return m

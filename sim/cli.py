@@ -62,24 +62,22 @@ def version() -> str:
         return "unknown (not installed)"
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
-    return value
+def _integer(minimum: int, maximum: int | None = None, what: str = "an integer"):
+    """An argparse type: an integer from ``minimum`` (to ``maximum``), or a one-line error."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be {what}, not {value}")
+        return value
+    return parse
 
 
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 0 <= value < 2 ** 63:
-        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**63 - 1, not {value}")
-    return value
+_positive_int = _integer(1, what="a positive integer")
+_cycle = _integer(0, what="a non-negative cycle number")
+_seed = _integer(0, 2 ** 63 - 1, what="an integer from 0 to 2**63 - 1")
 
 
 def add_hardware_flags(p: argparse.ArgumentParser) -> None:
@@ -335,10 +333,10 @@ def _engine_run(args, workloads):
 
     system = workloads[0].system
     waves = rtl.wave_format(args.waves) if args.waves else False
-    note(f"building {system.name} (cached after the first build) ...")
-    b = rtl.build(system, waves=waves)
-    note(f"build ready in {b.seconds:.1f} s; simulating {len(workloads)} workload(s) ...")
-    return rtl.run(workloads, waves=args.waves, progress=note, built=b)
+    b = rtl.build(system, waves=waves, progress=note)
+    note(f"build {'cached' if b.cached else 'ready'} in {b.seconds:.1f} s; simulating {len(workloads)} workload(s) ...")
+    return rtl.run(workloads, waves=args.waves, waves_from=getattr(args, "waves_from", None),
+                   waves_to=getattr(args, "waves_to", None), progress=note, built=b)
 
 
 def _print_run(j):
@@ -367,6 +365,10 @@ def with_program_file(work, path):
 
 
 def cmd_run(args):
+    if (args.waves_from is not None or args.waves_to is not None) and not args.waves:
+        raise UsageError("--waves-from and --waves-to choose the cycles of --waves FILE; give --waves too")
+    if args.waves_from is not None and args.waves_to is not None and args.waves_to < args.waves_from:
+        raise UsageError(f"--waves-to {args.waves_to} is before --waves-from {args.waves_from}")
     if args.programs and args.engine != "rtl":
         raise UsageError("--programs runs a program file on the RTL (--engine rtl); the fast model executes "
                          "plans, not programs")
@@ -376,7 +378,7 @@ def cmd_run(args):
     work = _workload(args, args.strategy)
     if args.programs:
         work = with_program_file(work, args.programs)
-    result = _engine_run(args, [work])[0].to_json()
+    result = _engine_run(args, [work])[0].to_json(tech=args.tech)
     _print_run(result)
     if args.json:
         with open(args.json, "w") as f:
@@ -419,7 +421,7 @@ def cmd_compare(args):
     works, skipped = prepare_strategies(args, STRATEGIES)
     if not works:
         raise UsageError("no strategy can run here: " + "; ".join(s["reason"] for s in skipped))
-    runs = [r.to_json() for r in _engine_run(args, works)]
+    runs = [r.to_json(tech=args.tech) for r in _engine_run(args, works)]
     rows = results.write_compare(runs, args.json, args.csv, skipped=skipped)
     hw = works[0].plan.hardware
     fmt = presets.format_size
@@ -446,6 +448,15 @@ def add_strategy_flags(p: argparse.ArgumentParser, with_strategy: bool = True) -
     p.add_argument("--layout", default=None, choices=strategies.LAYOUTS,
                    help="FSE-DP slice layout over the DRAM channels (default round-robin); FSE-DP only")
     add_sram_flag(p)
+
+
+def add_tech_flag(p: argparse.ArgumentParser) -> None:
+    from sim.eval import energy
+
+    p.add_argument("--tech", type=energy.tech_argument, default=energy.DEFAULT_TABLE, metavar="NAME|FILE.toml",
+                   help="technology table that prices the measured counters as energy, an estimate (docs/energy.md): "
+                        f"a bundled table ({', '.join(energy.BUNDLED)}) or a .toml file "
+                        f"(default: {energy.DEFAULT_TABLE})")
 
 
 def _verilog_system(args):
@@ -548,8 +559,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_strategy_flags(p)
     p.add_argument("--engine", default="rtl", choices=["rtl", "fast"], help="simulation engine")
     p.add_argument("--json", metavar="FILE", help="write the run's results as JSON")
+    add_tech_flag(p)
     p.add_argument("--waves", metavar="FILE",
                    help="write a waveform of the run: FILE.vcd, or FILE.fst (needs liblz4-dev)")
+    p.add_argument("--waves-from", type=_cycle, metavar="CYCLE", default=None,
+                   help="with --waves: trace from this cycle on (counted from start, like `cycles`; default 0)")
+    p.add_argument("--waves-to", type=_cycle, metavar="CYCLE", default=None,
+                   help="with --waves: trace up to this cycle, inclusive (default: until done)")
     p.add_argument("--timeline", metavar="FILE",
                    help="write a Chrome trace-event timeline (Perfetto) of the run, recorded by the fast model")
     p.add_argument("--programs", metavar="FILE.fsedp", default=None,
@@ -565,6 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="rtl", choices=["rtl", "fast"], help="simulation engine")
     p.add_argument("--json", metavar="FILE", help="write {runs: [...], summary: [...]} as JSON")
     p.add_argument("--csv", metavar="FILE", help="write the summary table as CSV")
+    add_tech_flag(p)
     p.set_defaults(func=cmd_compare)
 
     from sim.eval import report

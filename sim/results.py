@@ -2,7 +2,9 @@
 
 Every number here comes from counters an engine read out of the simulation (cycles,
 busy cycles, MACs, flits, slot high-water marks); the only inputs from the plan are
-sizes used to convert counts into bytes (slot bytes, token-row bytes).
+sizes used to convert counts into bytes (slot bytes, token-row bytes).  The one
+exception is ``energy``: an estimate, counters x the per-action energies of a technology
+table (``sim.eval.energy``, docs/energy.md), and it says so.
 """
 
 from __future__ import annotations
@@ -13,7 +15,19 @@ from dataclasses import dataclass, field
 
 from scheduler.presets import TOKEN_ROW_BYTES_PER_ELEMENT
 
-__all__ = ["ChipletCounters", "RunResult", "summarize", "write_compare"]
+__all__ = ["ChipletCounters", "RunResult", "summarize", "write_compare", "SRAM_TRAFFIC"]
+
+#: The buffer traffic of a chiplet, each ``<name>_bytes`` in ChipletCounters and the JSON.
+SRAM_TRAFFIC = ("weight_read", "weight_write", "token_read", "token_write", "acc_read", "acc_write")
+
+
+def sram_traffic(counts: dict, tile) -> dict:
+    """``{<name>_bytes: ...}`` (the ChipletCounters fields) from the datapath's SRAM access
+    counters (``hw.tile_datapath.SRAM_COUNTERS``) of a tile configuration."""
+    from hw.tile_datapath import sram_access_bytes
+
+    b = sram_access_bytes(counts, mac_rows=tile.mac_rows, mac_cols=tile.mac_cols, link_bytes=tile.link_bytes)
+    return {f"{name}_bytes": b[name] for name in SRAM_TRAFFIC}
 
 
 @dataclass
@@ -31,6 +45,17 @@ class ChipletCounters:
     dram_flits: int = 0         # payload flits its DRAM channel delivered (0: no channel)
     done_cycle: int = 0         # cycle the chiplet signalled done
     error: int = 0              # error bits (0 in a correct run)
+    # SRAM traffic of the datapath's buffers from start to done, in bytes
+    # (hw.tile_datapath.sram_access_bytes of the access counters)
+    weight_read_bytes: int = 0      # MAC-port words and flits read to forward
+    weight_write_bytes: int = 0     # slot fills
+    token_read_bytes: int = 0       # MAC port and the controller's sends
+    token_write_bytes: int = 0      # tokens received
+    acc_read_bytes: int = 0         # datapath and network adds, result reads
+    acc_write_bytes: int = 0        # datapath and network adds
+    link_header_flits: list = field(default_factory=lambda: [0, 0, 0, 0])   # per output link: headers and
+                                                                              # control packets
+    router_flits: int = 0           # flits through the router's crossbar (links, local sources and sinks)
 
 
 @dataclass
@@ -64,14 +89,21 @@ class RunResult:
                                     for c in range(plan.num_chiplets)],
                    macs_per_chiplet=hw.macs_per_chiplet, clock_ghz=hw.clock_ghz,
                    provisioned={"weight": hw.weight_sram_bytes, "token": hw.token_sram_bytes,
-                                "total": hw.provisioned_sram_bytes, "plan_weight": plan.buffer_bytes},
+                                "total": hw.provisioned_sram_bytes, "plan_weight": plan.buffer_bytes,
+                                # the two buffers of "token": int8 token rows, int32 accumulator rows
+                                "token_buffer": hw.token_rows * hw.d_max * 1,
+                                "acc_buffer": hw.token_rows * hw.d_max * 4},
                    **measured)
 
     @property
     def strategy(self) -> str:
         return self.spec["strategy"]
 
-    def to_json(self) -> dict:
+    def to_json(self, tech=None) -> dict:
+        """The run's JSON; ``energy`` priced with technology table ``tech`` (a name, a
+        .toml path or a table; default :data:`sim.eval.energy.DEFAULT_TABLE`)."""
+        from sim.eval import energy
+
         n = len(self.chiplets)
         peak_slots = [c.slot_high_water * self.slot_bytes for c in self.chiplets]
         d2d_flits = sum(sum(c.link_flits) for c in self.chiplets)
@@ -102,12 +134,17 @@ class RunResult:
             "link_stalled_cycles": [list(c.link_stalled) for c in self.chiplets],
             "busy_cycles": [c.busy_cycles for c in self.chiplets],
             "macs": [c.macs for c in self.chiplets],
+            **{f"{name}_bytes": [getattr(c, f"{name}_bytes") for c in self.chiplets] for name in SRAM_TRAFFIC},
+            "link_payload_flits": [[f - h for f, h in zip(c.link_flits, c.link_header_flits)] for c in self.chiplets],
+            "link_header_flits": [list(c.link_header_flits) for c in self.chiplets],
+            "router_flits": [c.router_flits for c in self.chiplets],
             "done_cycle": [c.done_cycle for c in self.chiplets],
             "errors": [c.error for c in self.chiplets],
             "mismatches": self.mismatches[:20],
             "wall_seconds": round(self.wall_seconds, 3),
             "run_wall_seconds": round(self.run_wall_seconds, 4),
             "config": {**self.spec, **self.config},
+            "energy": energy.of_result(self, tech),
         }
 
 
@@ -128,8 +165,17 @@ def summarize(runs: list) -> list[dict]:
             "max_link_utilization": max(max(u) for u in r["link_utilization"]),
             "plan_weight_bytes": r.get("plan_weight_bytes"),
             "max_peak_onchip_bytes": max(r["peak_onchip_bytes"]),
+            **_energy_fields(r.get("energy")),
         })
     return rows
+
+
+def _energy_fields(e: dict | None) -> dict:
+    """The summary's energy fields: estimates from the run's ``energy`` (None without one)."""
+    e = e or {}
+    return {"energy_j": e.get("total_j"), "edp_js": e.get("edp_js"),
+            "energy_table": (e.get("table") or {}).get("name"), "energy_table_path": (e.get("table") or {}).get("path"),
+            "energy_missing": ", ".join(e.get("missing") or {}) or None}
 
 
 def _fmt(v):
@@ -143,15 +189,35 @@ def _fmt(v):
 
 
 def table(rows: list[dict]) -> str:
+    """The compare table; below it, when the runs carry energy, the line that says the
+    energy and EDP columns are estimates and names the technology table."""
     cols = ["strategy", "slices", "slots", "cycles", "speedup_vs_ep", "speedup_vs_hydra", "mean_compute_utilization",
             "dram_bytes", "d2d_bytes", "max_link_utilization", "plan_weight_bytes", "max_peak_onchip_bytes",
-            "bit_exact"]
+            "energy_j", "edp_js", "bit_exact"]
     heads = ["strategy", "S", "slots", "cycles", "vs EP", "vs Hydra", "compute util", "DRAM B", "D2D B",
-             "max link util", "weight slots B", "peak occupancy B", "bit-exact"]
-    cells = [heads] + [[_fmt(r[c]) for c in cols] for r in rows]
+             "max link util", "weight slots B", "peak occupancy B", "energy uJ", "EDP J*s", "bit-exact"]
+    special = {"energy_j": lambda v: "-" if v is None else f"{v * 1e6:.3f}",
+               "edp_js": lambda v: "-" if v is None else f"{v:.3e}"}
+    cells = [heads] + [[special.get(c, _fmt)(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    return "\n".join("  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
-                     for row in cells)
+    lines = ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
+             for row in cells]
+    return "\n".join(lines + energy_note(rows))
+
+
+def energy_note(rows: list[dict]) -> list[str]:
+    """The lines under the compare table on its energy columns (none without energy)."""
+    tables = list(dict.fromkeys((r["energy_table"], r.get("energy_table_path")) for r in rows
+                                if r.get("energy_table")))
+    if not tables:
+        return []
+    named = "; ".join(f"{name!r} ({path})" for name, path in tables)
+    lines = [f"energy uJ (one layer) and EDP J*s (energy x time at the preset clock) are estimates, not measured: "
+             f"counters x per-action energies of technology table {named}; docs/energy.md"]
+    missing = list(dict.fromkeys(m for r in rows if r.get("energy_missing") for m in r["energy_missing"].split(", ")))
+    if missing:
+        lines.append(f"-: no estimate, the engine does not count every component yet (missing: {', '.join(missing)})")
+    return lines
 
 
 def compare_document(runs: list, skipped: list = ()) -> dict:

@@ -13,6 +13,10 @@ with ``bbox_inches="tight"``); a series exactly equal at every point to one draw
 it in the same panel is not drawn again but named in that panel's own legend
 ("ep = hydra").  The small pure functions below choose what is drawn and are tested on
 data (tests/test_report.py).
+
+The energy figure (:func:`energy_bars`) draws estimates, not measurements (each run's
+counters x a technology table, :mod:`sim.eval.energy`) and says so in its title; its
+panels share the y axis along a row (one model: models differ by orders of magnitude).
 """
 
 from __future__ import annotations
@@ -30,13 +34,21 @@ from scheduler.presets import MiB  # noqa: E402
 
 from .report import PAPER_BUDGET, PAPER_SPEEDUP, _paper_points, _pct, best_baseline  # noqa: E402
 
-__all__ = ["sram_curves", "iso_sram_speedup", "STRATEGY_STYLE", "mib", "mib_ticks", "merge_identical",
+__all__ = ["sram_curves", "iso_sram_speedup", "energy_bars", "COMPONENT_STYLE", "energy_unit",
+           "STRATEGY_STYLE", "mib", "mib_ticks", "merge_identical",
            "merged_label", "shared_limits", "extremes", "sram_series", "speedup_series", "reference_saving",
            "saving_text"]
 
 #: colour and marker per strategy (FSE-DP blues, the EP family warm colours)
 STRATEGY_STYLE = {"fse-dp": ("#6baed6", "o"), "fse-dp-paired": ("#08519c", "s"), "ep": ("#fd8d3c", "^"),
                   "hydra": ("#a63603", "v"), "ep-whole": ("#969696", "D"), "ep-paper": ("#252525", "x")}
+#: colour and name per energy component (sim.eval.energy.COMPONENTS order)
+COMPONENT_STYLE = {"mac": ("#31a354", "MAC"), "weight_sram": ("#08519c", "weight SRAM"),
+                   "token_sram": ("#6baed6", "token SRAM"), "acc_sram": ("#9ecae1", "accumulator SRAM"),
+                   "d2d": ("#e6550d", "D2D links"), "dram": ("#636363", "DRAM"), "router": ("#fdae6b", "routers")}
+#: short strategy names for the energy bars' ticks
+SHORT = {"fse-dp": "FSE", "fse-dp-paired": "FSE-p", "ep": "EP", "hydra": "Hydra", "ep-whole": "EP-w",
+         "ep-paper": "EP-ref"}
 #: the two FSE-DP variants of the speedup plot: (strategy, its name in labels, line style)
 VARIANTS = (("fse-dp-paired", "paired", "-"), ("fse-dp", "unpaired", ":"))
 
@@ -276,5 +288,67 @@ def iso_sram_speedup(groups: list, title: str, path) -> bool:
     _figure_legend(fig, handles, 5)
     fig.suptitle(f"{title}: FSE-DP paired (solid) and unpaired (dotted) at equal weight SRAM; "
                  f"green: the paper's {lo:.2f}x-{hi:.2f}x; labels: each panel's lowest and highest", fontsize=9)
+    _save(fig, path)
+    return True
+
+
+def energy_unit(joules) -> tuple:
+    """``(scale, unit)`` for an energy axis whose largest value is ``joules``."""
+    for scale, unit in ((1e-6, "uJ"), (1e-3, "mJ")):
+        if joules < 1000 * scale:
+            return scale, unit
+    return 1.0, "J"
+
+
+def energy_bars(panels: list, title: str, caption: str, path) -> bool:
+    """Energy per layer of each strategy, stacked by component (MAC, weight / token /
+    accumulator SRAM, D2D links, DRAM, routers): one panel per (model, routing) row and L
+    column, from :func:`sim.eval.report.energy_panels`; a strategy that ran without an
+    energy estimate is marked "no estimate", one that did not run at all is left empty.
+    Components not counted are not drawn (the report names them).  False (nothing
+    written) without any energy."""
+    from .energy import COMPONENTS
+
+    panels = [p for p in panels if any(v is not None for v in p[1].values())]
+    if not panels:
+        return False
+    rows = list(dict.fromkeys((m, r) for (m, r, _), _ in panels))
+    tokens = sorted({t for (_, _, t), _ in panels})
+    many_routings = len({r for _, r in rows}) > 1
+    peak = max(sum(v for v in stack.values() if v) for _, stacks in panels for stack in stacks.values() if stack)
+    scale, unit = energy_unit(peak)
+    fig, axes = plt.subplots(len(rows), len(tokens), figsize=(2.6 * len(tokens), 2.4 * len(rows) + 0.6),
+                             squeeze=False, sharey="row", layout="constrained")
+    found = {key: stacks for key, stacks in panels}
+    drawn = set()
+    for i, (model, rt) in enumerate(rows):
+        for j, t in enumerate(tokens):
+            ax = axes[i, j]
+            stacks = found.get((model, rt, t))
+            ax.set_title(f"{model}{f' ({rt})' if many_routings else ''}, L={t}", fontsize=7)
+            ax.set_xticks(range(len(STRATEGIES)), [SHORT[s] for s in STRATEGIES], rotation=90, fontsize=6)
+            ax.tick_params(axis="y", labelsize=6)
+            if j == 0:
+                ax.set_ylabel(f"energy per layer ({unit})", fontsize=7)
+            if stacks is None:
+                ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center", fontsize=7)
+                continue
+            for x, s in enumerate(STRATEGIES):
+                if s not in stacks:
+                    continue
+                if stacks[s] is None:
+                    ax.text(x, 0, "no estimate", rotation=90, ha="center", va="bottom", fontsize=5)
+                    continue
+                bottom = 0.0
+                for c in COMPONENTS:
+                    v = stacks[s].get(c)
+                    if not v:
+                        continue
+                    ax.bar(x, v / scale, bottom=bottom, color=COMPONENT_STYLE[c][0], width=0.75)
+                    bottom += v / scale
+                    drawn.add(c)
+    handles = [Patch(color=COMPONENT_STYLE[c][0], label=COMPONENT_STYLE[c][1]) for c in COMPONENTS if c in drawn]
+    _figure_legend(fig, handles, 7)
+    fig.suptitle(f"{title}: energy per layer by component ({caption})", fontsize=8, wrap=True)
     _save(fig, path)
     return True

@@ -3,10 +3,14 @@
 ``fsedp report DIR`` reads every compare JSON under DIR (the files ``fsedp grid`` or
 ``fsedp compare --json`` write) and writes, to ``--out`` (default ``DIR/report``):
 ``report.md`` with the verdict and the tables; ``points.csv`` (every run and every
-strategy that did not fit), ``iso_sram.csv``, ``sram_needed.csv`` and ``paper.csv``; and
-PNG plots.  Every number is computed here from the runs' measured fields (cycles,
-utilizations, bytes moved, provisioned buffers) and the hardware preset; nothing is
-copied from a summary.  See ``docs/report.md``.
+strategy that did not fit), ``iso_sram.csv``, ``sram_needed.csv``, ``paper.csv`` and
+``energy.csv``; and PNG plots.  Every number is computed here from the runs' measured
+fields (cycles, utilizations, bytes moved, provisioned buffers) and the hardware preset;
+nothing is copied from a summary.  Energy and EDP are estimates: each run's counted
+quantities (``energy.inputs``) priced with one technology table for the whole report
+(``--tech``, ``sim.eval.energy``, docs/energy.md); runs without them (compare files
+written before the energy model) have no energy, and the report says so.  See
+``docs/report.md``.
 
 A *group* is (preset, model, routing, L); its points are the budgets it ran at.  The
 definitions the report uses:
@@ -30,6 +34,7 @@ import sys
 from scheduler import presets
 from scheduler.plan import STRATEGIES
 
+from . import energy as _energy
 from .bound import lockstep_factor, lower_bound, plan_bound
 
 __all__ = ["add_parsers", "load_points", "point_row", "groups", "write_report", "PAPER_SPEEDUP", "PAPER_SAVING",
@@ -136,6 +141,18 @@ def point_lockstep(doc: dict, hw):
     return lockstep_factor(m, hw, trace)
 
 
+def run_energy(run: dict, table=None) -> dict | None:
+    """The run's energy priced with ``table`` from the quantities it counted
+    (``energy.inputs``); None for a run without them (written before the energy model)."""
+    inputs = (run.get("energy") or {}).get("inputs")
+    if not isinstance(inputs, dict):
+        return None
+    try:
+        return _energy.price(inputs, table)
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+
+
 def _run_metrics(run: dict, hw) -> dict:
     """Utilizations and the busiest resource of one run."""
     cycles = run["cycles"]
@@ -160,8 +177,9 @@ def _budget_of(doc: dict):
     return None
 
 
-def point_row(path, doc: dict) -> dict:
-    """Everything the report shows about one point, computed from its runs."""
+def point_row(path, doc: dict, table=None) -> dict:
+    """Everything the report shows about one point, computed from its runs (energy
+    priced with technology table ``table``, default :data:`sim.eval.energy.DEFAULT_TABLE`)."""
     runs = {r["strategy"]: r for r in doc["runs"]}
     meta = doc.get("point") or {}
     cfg = doc["runs"][0]["config"] if doc["runs"] else {}
@@ -171,6 +189,8 @@ def point_row(path, doc: dict) -> dict:
     except (KeyError, presets.PresetError):
         hw = None
     m = {s: _run_metrics(r, hw) for s, r in runs.items()}
+    for s, r in runs.items():
+        m[s]["energy"] = run_energy(r, table)
     bound = point_bound(doc, hw) if hw is not None else None
     lockstep = point_lockstep(doc, hw) if hw is not None else None
     return {"lockstep": lockstep,"file": str(path), "preset": preset, "model": meta.get("model", cfg.get("model", "?")),
@@ -346,6 +366,67 @@ def bound_table(items: list, budget) -> str:
                     + [cell(s) for s in STRATEGIES]
                     + [busy(PAIRED), f"{base}: {busy(base)}" if base else "-"])
     return md_table(head, body)
+
+
+def _edp(r, s):
+    e = r["metrics"][s].get("energy") if s in r["metrics"] else None
+    return e and e["edp_js"]
+
+
+def _total_j(r, s):
+    e = r["metrics"][s].get("energy") if s in r["metrics"] else None
+    return e and e["total_j"]
+
+
+def best_edp_baseline(row: dict):
+    """``(strategy, EDP)`` of the EP-family run with the lowest EDP, or ``(None, None)``."""
+    have = [(_edp(row, b), b) for b in BASELINES if _edp(row, b) is not None]
+    if not have:
+        return None, None
+    edp, s = min(have)
+    return s, edp
+
+
+def edp_table(items: list, budget) -> str:
+    """Energy-delay product per strategy at one budget (J*s; estimates), and FSE-DP
+    paired's energy and EDP over the EP-family run of lowest EDP."""
+    head = ["model", "L"] + [f"{NAMES[s]} EDP (J*s)" for s in STRATEGIES] + \
+        ["paired energy / best EP-family's", "paired EDP / best EP-family's (which)"]
+    body = []
+    for key, pts in items:
+        r = pts.get(budget)
+        if r is None:
+            continue
+        cell = lambda s: (("-" if _edp(r, s) is None else f"{_edp(r, s):.3g}") if s in r["cycles"]  # noqa: E731
+                          else "does not fit")
+        base, edp = best_edp_baseline(r)
+        mine = _edp(r, PAIRED)
+        body.append([key[1], key[3]] + [cell(s) for s in STRATEGIES]
+                    + [_f(_ratio(_total_j(r, PAIRED), base and _total_j(r, base)), ".2f", "x"),
+                       f"{_f(_ratio(mine, edp), '.2f', 'x')} ({base})" if base and mine is not None else "-"])
+    return md_table(head, body)
+
+
+def _energy_counts(rows: list) -> tuple:
+    """(runs, runs without energy, runs with energy but components not counted: {component: n})."""
+    runs = none = 0
+    missing = {}
+    for r in rows:
+        for m in r["metrics"].values():
+            runs += 1
+            e = m.get("energy")
+            if e is None:
+                none += 1
+                continue
+            for c in e["missing"]:
+                missing[c] = missing.get(c, 0) + 1
+    return runs, none, missing
+
+
+def _energy_caption(table) -> str:
+    t = _energy.load_table(table)
+    return (f"estimates, not measured: each run's counters x the per-action energies of technology table "
+            f"'{t.name}' ({t.path}); EDP = energy x time at the preset clock; docs/energy.md")
 
 
 # --------------------------------------------------------------------------- verdict
@@ -597,6 +678,27 @@ def point_records(items: list) -> list:
     return out
 
 
+ENERGY_COLS = ["preset", "model", "routing", "tokens", "budget", "strategy", "cycles", "time_s", "energy_j",
+               "edp_js"] + [f"{c}_j" for c in _energy.COMPONENTS] + ["missing", "table"]
+
+
+def energy_records(items: list) -> list:
+    """Every run with energy (an estimate), at every point of the grid."""
+    out = []
+    for key, pts in items:
+        for b, r in pts.items():
+            for s in STRATEGIES:
+                e = r["metrics"].get(s, {}).get("energy")
+                if e is None:
+                    continue
+                out.append(dict(zip(("preset", "model", "routing", "tokens"), key), budget=_mib(b), strategy=s,
+                                cycles=r["cycles"][s], time_s=e["time_s"], energy_j=e["total_j"], edp_js=e["edp_js"],
+                                missing="; ".join(f"{c}: {why}" for c, why in e["missing"].items()),
+                                table=e["table"]["name"],
+                                **{f"{c}_j": v for c, v in e["by_component_j"].items()}))
+    return out
+
+
 def need_records(items: list) -> list:
     out = []
     for key, pts in items:
@@ -634,7 +736,26 @@ def failed_points(folder) -> list:
         return []
 
 
-def _header(rows: list, folder, skipped: list, source: str | None) -> str:
+def _energy_header(rows: list, table) -> str | None:
+    runs, none, missing = _energy_counts(rows)
+    if not runs:
+        return None
+    t = _energy.load_table(table)
+    if none == runs:
+        return ("Energy: omitted; none of these compare files carries the runs' energy counters (`energy.inputs`: "
+                "they were written before the energy model, docs/energy.md). Run the grid again for energy and EDP.")
+    text = (f"Energy and EDP are estimates, not measurements: each run's counters x the per-action energies of "
+            f"technology table '{t.name}' ({t.path}; docs/energy.md), one table for the whole report.")
+    if none:
+        text += (f" {none} of {runs} runs have no energy (their compare files were written before the energy "
+                 "model); they are left out of the energy table, plot and energy.csv.")
+    if missing:
+        text += (" No energy total for runs whose engine did not count every component: "
+                 + ", ".join(f"{c} at {n} runs" for c, n in missing.items()) + ".")
+    return text
+
+
+def _header(rows: list, folder, skipped: list, source: str | None, table=None) -> str:
     engines = sorted({str(r["engine"]) for r in rows if r["engine"]})
     exact = [b for r in rows for b in r["bit_exact"]]
     checked = [b for b in exact if b is not None]
@@ -667,13 +788,37 @@ def _header(rows: list, folder, skipped: list, source: str | None) -> str:
     if skipped:
         text.append(f"Skipped {len(skipped)} JSON files that are not compare results: "
                     + ", ".join(f"`{p.name}`" for p in skipped[:5]) + (" ..." if len(skipped) > 5 else "") + ".")
+    energy_note = _energy_header(rows, table)
+    if energy_note:
+        text.append(energy_note)
     sources = sorted({r["routing_source"] for r in rows if r["routing_source"]})
     if sources:
         text.append("Routing used (docs/report.md explains the mapping):\n\n" + "\n".join(f"- {s}" for s in sources))
     return "\n\n".join(text)
 
 
-def _plots(items: list, out: pathlib.Path) -> list:
+def reference_budget(items: list):
+    """The budget of the per-preset tables at one budget: 8 MiB if on the axis, else the
+    middle of the axis (None without a numeric budget)."""
+    axis = sorted({b for _, pts in items for b in _axis(pts)})
+    return 8 * presets.MiB if 8 * presets.MiB in axis else (axis[len(axis) // 2] if axis else None)
+
+
+def energy_panels(items: list, budget) -> list:
+    """``[((model, routing, L), {strategy: by_component_j or None})]`` at ``budget``: the
+    stacks of the energy plot (None: the strategy ran but has no energy)."""
+    out = []
+    for key, pts in items:
+        r = pts.get(budget)
+        if r is None:
+            continue
+        stacks = {s: (r["metrics"][s]["energy"] or {}).get("by_component_j") for s in STRATEGIES if s in r["metrics"]}
+        if any(v is not None for v in stacks.values()):
+            out.append(((key[1], key[2], key[3]), stacks))
+    return out
+
+
+def _plots(items: list, out: pathlib.Path, table=None) -> list:
     """Write the PNG plots; returns ``(title, file)`` pairs in report order."""
     from . import plots
 
@@ -688,18 +833,28 @@ def _plots(items: list, out: pathlib.Path) -> list:
         name = f"iso_sram_{preset}.png"
         if plots.iso_sram_speedup(mine, f"{preset}", out / name):
             made.append((f"iso-SRAM speedup of FSE-DP over the best EP-family baseline, {preset}", name))
+        ref = reference_budget(mine)
+        name = f"energy_{preset}.png"
+        caption = _energy_caption(table)
+        if ref is not None and plots.energy_bars(energy_panels(mine, ref), f"{preset} at {_mib(ref)}", caption,
+                                                 out / name):
+            t = _energy.load_table(table)
+            made.append((f"energy per layer by component and strategy, {preset} at {_mib(ref)} (estimates, not "
+                         f"measured: counters x technology table '{t.name}', docs/energy.md)", name))
     return made
 
 
-def write_report(folder, out=None, source: str | None = None) -> pathlib.Path:
+def write_report(folder, out=None, source: str | None = None, tech=None) -> pathlib.Path:
     """Read the compare JSONs under ``folder``; write the report to ``out``. Returns the
     path of ``report.md``.  ``source``: how to name the folder in the report (default:
-    the path given)."""
+    the path given); ``tech``: the technology table energy is priced with (anything
+    :func:`sim.eval.energy.load_table` takes)."""
+    tech = _energy.load_table(tech)
     folder = pathlib.Path(folder)
     out = pathlib.Path(out) if out else folder / "report"
     points, skipped = load_points(folder)
     points = [(p, d) for p, d in points if out.resolve() not in p.resolve().parents]
-    rows = [point_row(p, d) for p, d in points]
+    rows = [point_row(p, d, tech) for p, d in points]
     seen = {}
     for r in rows:
         key = (r["preset"], r["model"], r["routing"], r["tokens"], r["budget"])
@@ -714,13 +869,15 @@ def write_report(folder, out=None, source: str | None = None) -> pathlib.Path:
                                          "best_cycles"], need_records(items))
     _write_csv(out / "paper.csv", ["preset", "model", "routing", "tokens", "strategy", "provisioned_weight_bytes",
                                    "cycles", "speedup_of_paired", "reason"], paper_records(items))
-    figures = _plots(items, out)
+    energy_rows = energy_records(items)
+    if energy_rows:
+        _write_csv(out / "energy.csv", ENERGY_COLS, energy_rows)
+    figures = _plots(items, out, tech)
     presets_seen = list(dict.fromkeys(k[0] for k, _ in items))
-    parts = [_header(rows, folder, skipped, source), verdict(items, presets_seen)]
+    parts = [_header(rows, folder, skipped, source, tech), verdict(items, presets_seen)]
     for preset in presets_seen:
         mine = [(k, pts) for k, pts in items if k[0] == preset]
-        axis = sorted({b for _, pts in mine for b in _axis(pts)})
-        ref = 8 * presets.MiB if 8 * presets.MiB in axis else (axis[len(axis) // 2] if axis else None)
+        ref = reference_budget(mine)
         parts += [f"## {preset}",
                   "### (b) Iso-SRAM speedup over the best EP-family baseline (FSE-DP paired / unpaired; the baseline "
                   "in brackets; weight buffer per chiplet across)", iso_sram_table(mine),
@@ -734,6 +891,9 @@ def write_report(folder, out=None, source: str | None = None) -> pathlib.Path:
         if ref is not None:
             parts += [f"### Distance to the lower bound at {_mib(ref)} (cycles / bound; bound = max(unique weight "
                       "bytes / DRAM bandwidth, MACs / MAC rate)) and the busiest resource", bound_table(mine, ref)]
+            if energy_panels(mine, ref):
+                parts += [f"### Energy-delay product at {_mib(ref)} ({_energy_caption(tech)}; every point of the grid, "
+                          "with each component, in energy.csv)", edp_table(mine, ref)]
     parts.append("## (a) Plots\n\n" + "\n".join(f"- {t}: ![{t}]({f})" for t, f in figures))
     (out / "report.md").write_text("\n\n".join(parts) + "\n")
     return out / "report.md"
@@ -758,7 +918,7 @@ def cmd_grid(args) -> None:
 
 
 def cmd_report(args) -> None:
-    path = write_report(args.folder, args.out)
+    path = write_report(args.folder, args.out, tech=args.tech)
     print(f"wrote {path} (tables, CSV and PNG plots in {path.parent})")
 
 
@@ -788,6 +948,10 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("report", help="verdict, tables, CSV and plots from a folder of compare JSON files")
     p.add_argument("folder", metavar="DIR", help="folder written by `fsedp grid` (or of `fsedp compare --json` files)")
     p.add_argument("--out", metavar="REPORTDIR", default=None, help="output folder (default: DIR/report)")
+    p.add_argument("--tech", type=_energy.tech_argument, default=_energy.DEFAULT_TABLE, metavar="NAME|FILE.toml",
+                   help="technology table that prices every run's counters as energy, an estimate (docs/energy.md): "
+                        f"a bundled table ({', '.join(_energy.BUNDLED)}) or a .toml file (default: "
+                        f"{_energy.DEFAULT_TABLE})")
     p.set_defaults(func=cmd_report)
 
 

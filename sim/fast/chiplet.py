@@ -120,6 +120,8 @@ class Chiplet:
                                   depth=p.done_depth, trace=trace, wake=self.wake)
         self._evals = set()
         self.all_jobs = []
+        self.weight_write_flits = 0               # flits written into slots (the weight buffer's write port)
+        self.weight_forward_flits = 0             # flits read out of slots to forward them
 
     # ------------------------------------------------------------------------------------
     # kernel helpers
@@ -307,10 +309,12 @@ class Chiplet:
             self.occupancy.append((t, -1))
             self.sys.record("slot_free", self.id, t, i)
 
-    def fill(self, t, i, kind, expert, slice_, hops, sole, relay_dst=None):
-        """A fill completed in period ``t - 1``: HELD from ``t``.  ``relay_dst``: a weight
-        load staged here for that chiplet (forwarded, never computed)."""
+    def fill(self, t, i, kind, expert, slice_, hops, sole, relay_dst=None, flits=0):
+        """A fill of ``flits`` flits completed in period ``t - 1``: HELD from ``t``.
+        ``relay_dst``: a weight load staged here for that chiplet (forwarded, never
+        computed)."""
         relay = relay_dst is not None
+        self.weight_write_flits += flits
         s = self.slots[i]
         s.state = HELD
         s.computing = not relay
@@ -349,7 +353,7 @@ class Chiplet:
         self.later(last + 1, self._dram_filled, i, kind, tr.expert, tr.slice, tr.dst if how == "RELAY" else None)
 
     def _dram_filled(self, t, i, kind, expert, slice_, relay_dst):
-        self.fill(t, i, kind, expert, slice_, 0, True, relay_dst)
+        self.fill(t, i, kind, expert, slice_, 0, True, relay_dst, self.dram.flits)
 
     def _dram_wants_reserve(self, t):
         ch = self.dram
@@ -382,7 +386,8 @@ class Chiplet:
 
         pk.on_header0 = header0
         pk.on_done0 = done0
-        pk.on_sink_tail = lambda Th: dst.later(Th + 1, dst.fill, slot, K_WEIGHT, tr.expert, tr.slice, 0, False)
+        pk.on_sink_tail = lambda Th: dst.later(Th + 1, dst.fill, slot, K_WEIGHT, tr.expert, tr.slice, 0, False,
+                                               None, ch.flits)
         self.net.inject(t, pk)
 
     def _dram_grant_used(self, t):
@@ -528,7 +533,8 @@ class Chiplet:
 
         pk.on_done0 = done0
         pk.on_sink_tail = lambda Th: target.later(Th + 1, target.fill, dst_slot, kind, expert, slice_, hops,
-                                                  f_sole)
+                                                  f_sole, None, self.sys.slot_flits)
+        self.weight_forward_flits += self.sys.slot_flits
         self.net.inject(t + 1, pk)
 
     def _fwd_grant_used(self, t):

@@ -60,7 +60,8 @@ _CAND_POS = [{ic: k for k, ic in enumerate(_candidates(o))} for o in range(12)]
 class Link:
     """One direction of a D2D link: shaper bucket, per-VC credits, counters."""
 
-    __slots__ = ("num", "den", "b", "t_last", "credits", "flits", "busy", "stalled", "owner", "waiting")
+    __slots__ = ("num", "den", "b", "t_last", "credits", "flits", "headers", "busy", "stalled", "owner",
+                 "waiting")
 
     def __init__(self, rate, depth):
         self.num, self.den = rate
@@ -68,6 +69,7 @@ class Link:
         self.t_last = _NEG
         self.credits = (deque([_NEG] * depth), deque([_NEG] * depth))
         self.flits = 0
+        self.headers = 0               # header flits (one per packet)
         self.busy = []                 # (first, last) periods a packet held or offered on the link
         self.stalled = 0
         self.owner = [None, None]      # per VC: packet whose payload is still to cross
@@ -155,6 +157,7 @@ class Network:
         self.credit = params.credit_cycles
         self._memo = {}
         self._routes = {}
+        self.switched = [0] * n        # per router: flits through its crossbar
 
     # ---- topology --------------------------------------------------------------------
     def _neighbour(self, r, d):
@@ -198,6 +201,8 @@ class Network:
     # ---- injection and arbitration -----------------------------------------------------
     def inject(self, t: int, pkt: Packet) -> None:
         """The packet's header is offered at its source input from period ``t``."""
+        for r, _, _ in pkt.hops:       # header and payload cross every router's crossbar once
+            self.switched[r] += pkt.n + 1
         self._request(t, pkt, 0)
 
     def _request(self, t, pkt, i):
@@ -267,6 +272,7 @@ class Network:
         cred.popleft()
         s = t
         link.send(s)
+        link.headers += 1
         link.stalled += s - pkt.G[-1]
         pkt.S.append(s)
         self._dequeued(pkt, i, s)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from sim.results import ChipletCounters, RunResult
+from sim.results import ChipletCounters, RunResult, sram_traffic
 
 from .chiplet import Chiplet
 from .dram import DramChannel
@@ -158,6 +158,24 @@ class FastSystem:
                 parts.append(f"DRAM {ch.index}: head {ch.head}/{len(ch.transfers)}")
         return "; ".join(parts)
 
+    def _sram_counts(self, c) -> dict:
+        """The datapath's SRAM access counters (hw.tile_datapath.SRAM_COUNTERS) of chiplet
+        ``c``, as the RTL counts them: per token of a job, one weight and one token word
+        per gate/up beat, one weight word per down beat and one accumulator add per down
+        column block; per TOKEN received d / R token words written, per token sent d / R
+        read; per RESULT received d / C accumulator adds, per result sent d / C reads."""
+        p, d = self.p, self.d
+        R, C = p.mac_rows, p.mac_cols
+        tokens = sum(j.count for j in c.all_jobs)
+        gu = c.engine.G
+        received = len(c.tokens_in_times)
+        return {"weight_write_flits": c.weight_write_flits, "weight_read_words": c.engine.mac_cycles,
+                "weight_forward_flits": c.weight_forward_flits,
+                "token_write_words": received * -(-d // R), "token_read_words": tokens * gu,
+                "token_ext_read_words": c.tokens_sent * -(-d // R),
+                "acc_read_words": (tokens + c.results_in + c.results_sent) * -(-d // C),
+                "acc_write_words": (tokens + c.results_in) * -(-d // C)}
+
     def _result(self, wall) -> RunResult:
         plan, p = self.plan, self.p
         attached = {ch.chiplet: ch for ch in self.drams}
@@ -174,8 +192,9 @@ class FastSystem:
                 link_flits=[lk.flits if lk else 0 for lk in links],
                 link_busy=[_union(lk.busy) if lk else 0 for lk in links],
                 link_stalled=[lk.stalled if lk else 0 for lk in links],
+                link_header_flits=[lk.headers if lk else 0 for lk in links], router_flits=self.net.switched[c.id],
                 dram_flits=ch.flits_out if ch is not None else 0,
-                done_cycle=c.all_done_at - c.g, error=0))
+                done_cycle=c.all_done_at - c.g, error=0, **sram_traffic(self._sram_counts(c), self.workload.system.tile)))
         spec = dict(self.workload.spec)
         return RunResult.of_plan(plan, spec=spec, engine="fast", cycles=self.cycles, bit_exact=None,
                                  chiplets=counters, link_bytes=p.link_bytes,

@@ -95,7 +95,10 @@ class Row:
         return f"{p['preset']}{budget} {p['model']} {p['routing_spec']} L={p['tokens']} {p['strategy']}"
 
 
-COUNTERS = ("macs", "dram_flits", "link_flits")
+#: Counters that must be equal on every chiplet of every point: the work done and the
+#: traffic of every resource the energy model charges (sim/eval/energy.py).
+COUNTERS = ("macs", "dram_flits", "link_flits", "link_header_flits", "router_flits", "weight_read_bytes",
+            "weight_write_bytes", "token_read_bytes", "token_write_bytes", "acc_read_bytes", "acc_write_bytes")
 
 
 def cross_validate(points: list[dict], seed: int = 0) -> tuple[list[Row], list[tuple]]:

@@ -6,6 +6,13 @@ DRAM channel's program and weights through the host ports, pulse ``start``, wait
 ``done`` with a single trigger (plus a coarse no-progress watchdog), read back every
 accumulator row and every counter, and write them to the job's output file.  It checks
 nothing itself: the caller compares with the golden model.
+
+The clock period is the job's ``clock_ps`` (the preset's clock; 10 ns in job files
+without it); every wait is counted in cycles of it, and ``cycles`` is the system's own
+counter, so no count depends on the period.  A job's ``waves_window`` ``[from, to]``
+(cycles from ``start``; ``to`` ``None``: until ``done``) limits a trace build's tracing
+to those cycles of each workload, through the trace window of the simulator main
+(:mod:`sim.rtl.benches.tracing`).
 """
 
 import json
@@ -15,9 +22,12 @@ import time
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, FallingEdge, RisingEdge, Timer
+from cocotb.utils import get_sim_time
+
+from sim.rtl.benches.tracing import NEVER, trace_window_setter
 
 COUNTER_BITS = 32
-CLOCK_NS = 10
+CLOCK_NS = 10            # the period of job files without "clock_ps"
 
 
 def _sig(dut, name):
@@ -73,10 +83,13 @@ def _split(value, n, bits=COUNTER_BITS):
 
 def _tile_status(dut, i):
     s = {name: _value(dut, f"t{i}_stats__{name}") for name in (
-        "slot_flits", "eject_flits", "inject_flits", "dram_flits", "arrivals", "forwards",
+        "slot_flits", "eject_flits", "inject_flits", "dram_flits", "arrivals", "forwards", "switched_flits",
         "free_count", "occupancy", "high_water", "error", "starved", "starved_channel", "waiting", "idle")}
-    for name in ("link_flits", "link_busy", "link_stalled"):
+    for name in ("link_flits", "link_busy", "link_stalled", "link_header_flits"):
         s[name] = _split(_value(dut, f"t{i}_stats__{name}"), 4)
+    # the datapath's SRAM access counters, in the field order of hw.tile_datapath.SRAM_COUNTERS
+    sram = _sig(dut, f"t{i}_sram")
+    s["sram"] = _split(_value(dut, f"t{i}_sram"), len(sram) // COUNTER_BITS)
     s.update({f"ctrl_{name}": _value(dut, f"t{i}_counters__{name}") for name in (
         "cycles", "arrivals", "jobs", "tokens_sent", "results_sent", "tokens_received", "results_received")})
     s.update({name: _value(dut, f"t{i}_{name}") for name in ("busy_cycles", "mac_cycles", "macs", "done",
@@ -121,7 +134,13 @@ async def run_job(dut):
     with open(os.environ["FSEDP_JOB"]) as f:
         job = json.load(f)
     clk = dut.clk
-    Clock(clk, CLOCK_NS, unit="ns").start()
+    period = int(job.get("clock_ps", CLOCK_NS * 1000))          # picoseconds
+    high = period // 2
+    Clock(clk, period, unit="ps", period_high=None if period % 2 == 0 else high).start()
+    window = job.get("waves_window")
+    trace_window = trace_window_setter() if window else None
+    if trace_window:
+        trace_window(NEVER, NEVER)           # nothing before the first window
     tiles, drams = job["tiles"], job["drams"]
     results = []
     for index, w in enumerate(job["workloads"]):
@@ -148,29 +167,40 @@ async def run_job(dut):
         await _send_all(dut, clk, streams)
 
         dut.start.value = 1
+        # The edge that samples start is cycle 0: the counter reads 0 after it and n after
+        # the n-th edge after it.  Tracing of this time step has not happened yet.
+        await RisingEdge(clk)
+        start_ps = int(get_sim_time("ps"))
+        if trace_window:
+            lo, hi = window
+            trace_from, trace_to = start_ps + lo * period, NEVER if hi is None else start_ps + hi * period
+            trace_window(trace_from, trace_to)
         await FallingEdge(clk)
         dut.start.value = 0
         t_start = time.perf_counter()
         stalled, cycles_waited, last = None, 0, -1
-        window, limit = w["stall_window"], w["cycle_limit"]
+        stall_window, limit = w["stall_window"], w["cycle_limit"]
         while True:
             # A timer, not ClockCycles: no Python callback on every clock edge.
-            await First(RisingEdge(dut.done), Timer(window * CLOCK_NS, unit="ns"))
+            await First(RisingEdge(dut.done), Timer(stall_window * period, unit="ps"))
             if dut.done.value == 1:
                 break
-            cycles_waited += window
+            cycles_waited += stall_window
             _report_progress(dut, index, len(job["workloads"]), tiles, drams)
             now = _progress(dut, tiles, drams)
             if now == last:
-                stalled = f"no progress for {window} cycles"
+                stalled = f"no progress for {stall_window} cycles"
                 break
             if cycles_waited >= limit:
                 stalled = f"not done after the cycle limit of {limit}"
                 break
             last = now
         run_wall = time.perf_counter() - t_start
+        if trace_window:                     # the window ends at done (this time step) at the latest
+            trace_window(trace_from, min(trace_to, int(get_sim_time("ps"))))
         await FallingEdge(clk)
         out = {"cycles": _value(dut, "cycles"), "stalled": stalled, "run_wall_s": run_wall,
+               "start_ps": start_ps, "clock_ps": period,
                "tiles": [_tile_status(dut, i) for i in range(tiles)],
                "drams": [_dram_status(dut, k) for k in range(drams)], "rows": []}
         if stalled is None:
