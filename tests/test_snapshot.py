@@ -122,3 +122,54 @@ def test_snapshot_points_simulate_to_the_same_cycles(tmp_path, preset, model, to
         w = prepare(preset=preset, model=model, tokens=tokens, routing_spec=spec, strategy=strategy,
                     sram=point.budget(strategy), with_data=False)
         assert fast.run([w])[0].cycles == int(row["cycles"]), (strategy, preset, model, tokens, budget)
+
+
+ENERGY = ROOT / "docs" / "results" / "energy-8MiB"
+
+
+def _energy_points():
+    with open(ENERGY / "energy.csv") as f:
+        rows = list(csv.DictReader(f))
+    points = {}
+    for r in rows:
+        points.setdefault((r["preset"], r["model"], int(r["tokens"])), {})[r["strategy"]] = r
+    return points
+
+
+def test_readme_quotes_the_energy_snapshot():
+    """The README's energy figures, recomputed from the energy snapshot's CSV."""
+    ratios, edps, extra = [], [], {"weight_sram": 0.0, "router": 0.0, "d2d": 0.0}
+    points = _energy_points()
+    for runs in points.values():
+        paired = runs[PAIRED]
+        base = [runs[s] for s in ("ep", "hydra") if s in runs]
+        by_energy = min(base, key=lambda r: float(r["energy_j"]))
+        by_edp = min(base, key=lambda r: float(r["edp_js"]))
+        ratios.append(float(paired["energy_j"]) / float(by_energy["energy_j"]))
+        edps.append(float(paired["edp_js"]) / float(by_edp["edp_js"]))
+        for c in extra:
+            extra[c] += float(paired[f"{c}_j"]) - float(by_energy[f"{c}_j"])
+    total = sum(extra.values())
+    more = sum(r > 1 for r in ratios)
+    assert more == len(ratios)      # "at every point"
+    assert (f"paper-2x2 and paper-4x4 ({len(points)} points), FSE-DP paired spends more energy per layer than the "
+            f"best of EP and Hydra at every point, {min(ratios):.2f}x to {max(ratios):.2f}x (median "
+            f"{statistics.median(ratios):.2f}x), and has the better energy-delay product at "
+            f"{sum(e < 1 for e in edps)} of {len(points)}") in README
+    assert (f"{100 * extra['weight_sram'] / total:.0f}% is weight-buffer traffic" in README
+            and f"{100 * extra['router'] / total:.0f}% router and {100 * extra['d2d'] / total:.0f}% D2D links"
+            in README)
+
+
+def test_energy_snapshot_points_simulate_to_the_same_energy(tmp_path):
+    """One point of the energy snapshot, simulated again: the same cycles and energy."""
+    preset, model, tokens = "paper-2x2", "olmoe-1b-7b", 64
+    runs = _energy_points()[preset, model, tokens]
+    spec = real_routing(model, "c4", tmp_path).spec
+    assert {r["table"] for r in runs.values()} == {"default"}
+    for strategy in ("fse-dp-paired", "ep"):
+        w = prepare(preset=preset, model=model, tokens=tokens, routing_spec=spec, strategy=strategy,
+                    sram=8 << 20, with_data=False)
+        j = fast.run([w])[0].to_json()
+        assert j["cycles"] == int(runs[strategy]["cycles"])
+        assert abs(j["energy"]["total_j"] - float(runs[strategy]["energy_j"])) <= 1e-9 * j["energy"]["total_j"]
