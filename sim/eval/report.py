@@ -368,18 +368,18 @@ def bound_table(items: list, budget) -> str:
     return md_table(head, body)
 
 
-def _energy(r, s, field):
+def _energy_field(r, s, field):
     """``field`` (``edp_js``, ``total_j``) of strategy ``s``'s energy at a point, or None."""
     e = r["metrics"][s].get("energy") if s in r["metrics"] else None
     return e and e[field]
 
 
 def _edp(r, s):
-    return _energy(r, s, "edp_js")
+    return _energy_field(r, s, "edp_js")
 
 
 def _total_j(r, s):
-    return _energy(r, s, "total_j")
+    return _energy_field(r, s, "total_j")
 
 
 def best_edp_baseline(row: dict):
