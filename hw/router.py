@@ -11,29 +11,18 @@ import enum as py_enum
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from .crossbar import (DIRS, Channel, Dir, count, header, input_bookkeeping, link_arbiters, link_inputs,
+                       mesh_position, output_allocators, port_counters_and_errors, route_computer, rr_pick,
+                       stamp_source, tile_and_drop_sinks)
 from .link import link_signature
-from .packets import (HEADER_BITS, NUM_VCS, VC_SLOT, VC_TILE, Agent, Flag, Header, PacketKind,
-                      check_link_bytes, flit_layout)
+from .packets import NUM_VCS, VC_SLOT, VC_TILE, Agent, Flag, Header, PacketKind, check_link_bytes, flit_layout
 from .slot_table import SlotState, SlotTable, check_count
 
 __all__ = ["Dir", "DIRS", "Router", "RouterError", "tile_signature", "config_signature",
            "stats_signature", "input_channel_names"]
-
-
-class Dir(py_enum.IntEnum):
-    """Mesh directions.  Row 0 is the north edge, column 0 the west edge; chiplet
-    ``(r, c)`` has id ``r * cols + c``."""
-
-    N = 0
-    E = 1
-    S = 2
-    W = 3
-
-
-DIRS = "nesw"
 
 
 class RouterError(py_enum.IntFlag):
@@ -200,18 +189,6 @@ def stats_signature(max_slots: int, counter_bits: int = 32, max_chiplets: int = 
     })
 
 
-class _Channel:
-    """A crossbar input channel: a flit stream plus where it came from."""
-
-    def __init__(self, name, vc, from_dir=None, *, width):
-        self.name, self.vc, self.from_dir = name, vc, from_dir
-        self.valid = Signal(name=f"ic_{name}_valid")
-        self.data = Signal(width, name=f"ic_{name}_data")
-        self.last = Signal(name=f"ic_{name}_last")
-        self.ready = Signal(name=f"ic_{name}_ready")
-        self.at_head = Signal(init=1, name=f"ic_{name}_at_head")
-
-
 class _SlotWriter:
     """What a slot writer presents to the shared write port each cycle: a payload flit to
     write (``has_data``) and/or the completion of a fill (``complete``, with the fill's
@@ -336,21 +313,39 @@ class Router(wiring.Component):
         Width of the flit offset on the tile's ``wr`` and ``rd_req`` ports.
     counter_bits : int
         Width of the counters.
+    virtualization : bool
+        True (the default): the router described above.  False: the same crossbar, links,
+        VCs, buffers and counters without the FSE-DP logic, for measuring its cost
+        (``fsedp area``): no slot table, no RESERVE / GRANT / RELEASE (control packets are
+        dropped as unknown kinds), no forward engine (no copy-on-forward, no hop counting),
+        no R6 headroom.  The DRAM channel's packets enter the crossbar like any other
+        packet; a SLICE or WEIGHT for this chiplet is written into the slot its header
+        names (software chooses slots) and announced on ``arrival`` when complete;
+        ``compute_done`` is ignored and ``rd_req`` is never used.  The slot-table, forward
+        and request counters of ``stats`` stay 0.
     """
 
     def __init__(self, *, link_bytes: int = 16, max_slots: int = 16, max_chiplets: int = 16,
-                 buffer_depth: int = 8, flit_bits: int = 16, counter_bits: int = 32):
+                 buffer_depth: int = 8, flit_bits: int = 16, counter_bits: int = 32,
+                 virtualization: bool = True):
         check_link_bytes(link_bytes)
         check_count("Slot count", max_slots, 2, 256)
         check_count("Chiplet count", max_chiplets, 1, 256)
         check_count("Buffer depth", buffer_depth, 2, 1024)
         check_count("Flit offset width", flit_bits, 1, 16)
         check_count("Counter width", counter_bits, 8, 64)
+        if not isinstance(virtualization, bool):
+            raise TypeError(f"Virtualization must be True or False, not {virtualization!r}")
         self.link_bytes, self.max_slots, self.max_chiplets = link_bytes, max_slots, max_chiplets
         self.buffer_depth, self.flit_bits, self.counter_bits = buffer_depth, flit_bits, counter_bits
+        self.virtualization = virtualization
         self.width = 8 * link_bytes
-        self.slots = SlotTable(max_slots=max_slots)
-        self.slot_shape = self.slots.slot_shape
+        if virtualization:
+            self.slots = SlotTable(max_slots=max_slots)
+            self.slot_shape = self.slots.slot_shape
+        else:
+            self.slots = None
+            self.slot_shape = unsigned(max(1, (max_slots - 1).bit_length()))   # as SlotTable's
         members = {}
         for d in DIRS:
             members[f"in_{d}"] = In(link_signature(link_bytes))
@@ -372,31 +367,6 @@ class Router(wiring.Component):
     @property
     def outputs(self):
         return [getattr(self, f"out_{d}") for d in DIRS]
-
-    # -- helpers -----------------------------------------------------------------------
-
-    @staticmethod
-    def _rr_pick(m, reqs, name):
-        """Round-robin arbiter: returns (any, index, pointer); update ``pointer`` to the
-        index when the grant is used."""
-        n = len(reqs)
-        idx = Signal(range(max(n, 2)), name=f"{name}_pick")
-        ptr = Signal(range(max(n, 2)), name=f"{name}_ptr")
-        any_ = Signal(name=f"{name}_any")
-        m.d.comb += any_.eq(Cat(*reqs).any())
-        for i in reversed(range(n)):
-            with m.If(reqs[i]):
-                m.d.comb += idx.eq(i)
-        for i in reversed(range(n)):
-            with m.If(reqs[i] & (ptr < i)):
-                m.d.comb += idx.eq(i)
-        return any_, idx, ptr
-
-    def _count(self, m, counter, inc):
-        with m.If(self.clear):
-            m.d.sync += counter.eq(0)
-        with m.Elif(inc):
-            m.d.sync += counter.eq(counter + 1)
 
     # -- microarchitecture -------------------------------------------------------------
 
@@ -420,6 +390,8 @@ class Router(wiring.Component):
         slots (one write port, round-robin per flit) and complete fills; the *forward
         engine* streams queued slices to the successor.
         """
+        if not self.virtualization:
+            return self._elaborate_plain(platform)
         m = Module()
         m.submodules.slots = slots = self.slots
         cfg, tile, st = self.cfg, self.tile, self.stats
@@ -427,16 +399,9 @@ class Router(wiring.Component):
         me = cfg.chiplet_id
         m.d.comb += [slots.slot_count.eq(cfg.slot_count), slots.clear.eq(self.clear)]
 
-        cols = Signal(8, name="cols")
-        m.d.comb += cols.eq(Mux(cfg.cols == 0, 1, cfg.cols))
-        n_chiplets = Signal(16, name="n_chiplets")
-        my_row, my_col = Signal(8, name="my_row"), Signal(8, name="my_col")
-        m.d.comb += [n_chiplets.eq(cfg.rows * cfg.cols), my_row.eq(me // cols), my_col.eq(me % cols)]
-
+        position = mesh_position(m, cfg)
+        n_chiplets = position[1]
         error = Signal(10, name="error_now")
-
-        def header(data_):
-            return Header(data_[:HEADER_BITS])
 
         def make_header(name, **fields):
             """A header flit (a Signal of the flit width) with the given fields."""
@@ -447,158 +412,35 @@ class Router(wiring.Component):
             m.d.comb += flit.eq(h.as_value())
             return flit
 
-        # ---- crossbar inputs -------------------------------------------------------------
-        ics = []
-        fifos = []
-        for d, port in enumerate(self.inputs):
-            m.d.comb += port.ready.eq(1)
-            credit = []
-            for v in range(NUM_VCS):
-                fifo = SyncFIFOBuffered(width=W + 1, depth=self.buffer_depth)
-                m.submodules[f"in_{DIRS[d]}_vc{v}"] = fifo
-                fifos.append(fifo)
-                ic = _Channel(f"{DIRS[d]}{v}", v, d, width=W)
-                push = port.valid & (port.payload.vc == v)
-                m.d.comb += [
-                    fifo.w_data.eq(Cat(port.payload.data, port.payload.last)),
-                    fifo.w_en.eq(push),
-                    ic.valid.eq(fifo.r_rdy),
-                    ic.data.eq(fifo.r_data[:W]),
-                    ic.last.eq(fifo.r_data[W]),
-                    fifo.r_en.eq(ic.ready),
-                ]
-                with m.If(push & ~fifo.w_rdy):
-                    m.d.comb += error[4].eq(1)
-                credit.append(fifo.r_rdy & ic.ready)
-                ics.append(ic)
-            m.d.comb += port.credit.eq(Cat(*credit))
-
-        ic_tile = _Channel("tile", VC_TILE, width=W)
-        ic_fwd = _Channel("forward", VC_SLOT, width=W)
-        ic_dram = _Channel("dram", VC_SLOT, width=W)
-        ic_ctl = _Channel("control", VC_SLOT, width=W)
+        # ---- crossbar inputs: the links and the local sources -----------------------------
+        ics, fifos = link_inputs(m, self, error)
+        ic_tile = Channel("tile", VC_TILE, width=W)
+        ic_fwd = Channel("forward", VC_SLOT, width=W)
+        ic_dram = Channel("dram", VC_SLOT, width=W)
+        ic_ctl = Channel("control", VC_SLOT, width=W)
         ics += [ic_tile, ic_fwd, ic_dram, ic_ctl]
         assert [ic.name for ic in ics][8:] == ["tile", "forward", "dram", "control"]
+        stamp_source(m, self, ic_tile)
 
-        # Tile injection: stamp the source chiplet into the header flit.
-        stamped = Signal(W, name="tile_stamped")
-        m.d.comb += stamped.eq(tile.inject.payload.data)
-        with m.If(ic_tile.at_head):
-            m.d.comb += header(stamped).src.eq(me)
-        m.d.comb += [
-            ic_tile.valid.eq(tile.inject.valid),
-            ic_tile.data.eq(stamped),
-            ic_tile.last.eq(tile.inject.payload.last),
-            tile.inject.ready.eq(ic_tile.ready),
-        ]
-
-        # ---- routing ----------------------------------------------------------------------
+        # ---- routing: SLICE / WEIGHT to the slot writer, TOKEN / RESULT to the tile,
+        # control packets to the control sink ---------------------------------------------
         OC_SLOT, OC_CTL, OC_TILE, OC_DROP = 2 * 4, 2 * 4 + 1, 2 * 4 + 2, 2 * 4 + 3
-        n_oc = OC_DROP + 1
         oc_vc = [v for d in range(4) for v in range(NUM_VCS)] + [VC_SLOT, VC_SLOT, VC_TILE, None]
 
-        targets = []
-        for ic in ics:
-            h = header(ic.data)
-            target = Signal(range(n_oc), name=f"ic_{ic.name}_target")
-            kind_vc = Signal(name=f"ic_{ic.name}_kind_vc")
-            m.d.comb += kind_vc.eq((h.kind == PacketKind.TOKEN) | (h.kind == PacketKind.RESULT))
-            kind_vc_val = Mux(kind_vc, VC_TILE, VC_SLOT)
-            known = h.kind.as_value() <= PacketKind.RELEASE.value
-            dst_col, dst_row = Signal(8, name=f"ic_{ic.name}_dst_col"), Signal(8, name=f"ic_{ic.name}_dst_row")
-            m.d.comb += [dst_col.eq(h.dst % cols), dst_row.eq(h.dst // cols)]
-            with m.If(~known | (kind_vc_val != ic.vc) | (h.dst >= n_chiplets)):
-                m.d.comb += target.eq(OC_DROP)
-            with m.Elif(h.dst == me):
-                with m.Switch(h.kind):
-                    with m.Case(PacketKind.SLICE, PacketKind.WEIGHT):
-                        m.d.comb += target.eq(OC_SLOT)
-                    with m.Case(PacketKind.TOKEN, PacketKind.RESULT):
-                        m.d.comb += target.eq(OC_TILE)
-                    with m.Default():
-                        m.d.comb += target.eq(OC_CTL)
-            with m.Elif(dst_col > my_col):
-                m.d.comb += target.eq(2 * Dir.E + ic.vc)
-            with m.Elif(dst_col < my_col):
-                m.d.comb += target.eq(2 * Dir.W + ic.vc)
-            with m.Elif(dst_row > my_row):
-                m.d.comb += target.eq(2 * Dir.S + ic.vc)
-            with m.Else():
-                m.d.comb += target.eq(2 * Dir.N + ic.vc)
-            targets.append(target)
+        def local(h, kind_vc, target):
+            with m.Switch(h.kind):
+                with m.Case(PacketKind.SLICE, PacketKind.WEIGHT):
+                    m.d.comb += target.eq(OC_SLOT)
+                with m.Case(PacketKind.TOKEN, PacketKind.RESULT):
+                    m.d.comb += target.eq(OC_TILE)
+                with m.Default():
+                    m.d.comb += target.eq(OC_CTL)
 
-        # ---- output channels: wormhole ownership ----------------------------------------
-        oc_offer, oc_data, oc_last, oc_send = [], [], [], []
-        oc_locked = []
-        owner_of = []   # per oc: list of (ic index, Signal "this ic is the effective owner")
-        for o in range(n_oc):
-            cands = [i for i, ic in enumerate(ics)
-                     if (oc_vc[o] is None or ic.vc == oc_vc[o])
-                     and not (o < 8 and ic.from_dir is not None and ic.from_dir == o // 2)]
-            reqs = [ics[i].valid & ics[i].at_head & (targets[i] == o) for i in cands]
-            any_, pick, ptr = self._rr_pick(m, reqs, f"oc{o}")
-            locked = Signal(name=f"oc{o}_locked")
-            owner = Signal(range(max(len(cands), 2)), name=f"oc{o}_owner")
-            eff = Signal(range(max(len(cands), 2)), name=f"oc{o}_eff")
-            m.d.comb += eff.eq(Mux(locked, owner, pick))
-            offer = Signal(name=f"oc{o}_offer")
-            dat = Signal(W, name=f"oc{o}_data")
-            lst = Signal(name=f"oc{o}_last")
-            send = Signal(name=f"oc{o}_send")
-            sel = []
-            for k, i in enumerate(cands):
-                is_eff = Signal(name=f"oc{o}_eff_{ics[i].name}")
-                m.d.comb += is_eff.eq((eff == k) & (locked | any_))
-                sel.append((i, is_eff))
-                with m.If(eff == k):
-                    m.d.comb += [dat.eq(ics[i].data), lst.eq(ics[i].last)]
-            m.d.comb += offer.eq((locked | any_) & Cat(*[ics[i].valid & s for i, s in sel]).any())
-            with m.If(send):
-                m.d.sync += [locked.eq(~lst), owner.eq(eff)]
-                with m.If(~locked):
-                    m.d.sync += ptr.eq(pick)
-            oc_offer.append(offer)
-            oc_data.append(dat)
-            oc_last.append(lst)
-            oc_send.append(send)
-            oc_locked.append(locked)
-            owner_of.append(sel)
-
-        # ---- link outputs: credits, VC choice, counters ----------------------------------
-        for d, port in enumerate(self.outputs):
-            credits = []
-            can = []
-            for v in range(NUM_VCS):
-                o = 2 * d + v
-                credit = Signal(range(self.buffer_depth + 1), init=self.buffer_depth,
-                                name=f"out_{DIRS[d]}_credit{v}")
-                credits.append(credit)
-                c = Signal(name=f"out_{DIRS[d]}_can{v}")
-                m.d.comb += c.eq(oc_offer[o] & (credit != 0))
-                can.append(c)
-            any_, pick, ptr = self._rr_pick(m, can, f"out_{DIRS[d]}")
-            m.d.comb += [
-                port.valid.eq(any_),
-                port.payload.vc.eq(pick),
-                port.payload.data.eq(Mux(pick, oc_data[2 * d + 1], oc_data[2 * d])),
-                port.payload.last.eq(Mux(pick, oc_last[2 * d + 1], oc_last[2 * d])),
-            ]
-            sent = port.valid & port.ready
-            for v in range(NUM_VCS):
-                o = 2 * d + v
-                m.d.comb += oc_send[o].eq(sent & (pick == v))
-                with m.If(oc_send[o] & ~port.credit[v]):
-                    m.d.sync += credits[v].eq(credits[v] - 1)
-                with m.Elif(~oc_send[o] & port.credit[v]):
-                    m.d.sync += credits[v].eq(credits[v] + 1)
-            with m.If(sent):
-                m.d.sync += ptr.eq(pick)
-            busy = oc_locked[2 * d] | oc_locked[2 * d + 1] | oc_offer[2 * d] | oc_offer[2 * d + 1]
-            self._count(m, st.link_flits[d], sent)
-            self._count(m, st.link_header_flits[d],
-                        sent & ~Mux(pick, oc_locked[2 * d + 1], oc_locked[2 * d]))
-            self._count(m, st.link_busy[d], busy)
-            self._count(m, st.link_stalled[d], (oc_offer[2 * d] | oc_offer[2 * d + 1]) & ~sent)
+        targets = route_computer(m, ics, cfg, position, n_outputs=len(oc_vc), oc_drop=OC_DROP,
+                                 last_known=PacketKind.RELEASE, local=local)
+        out = output_allocators(m, ics, targets, oc_vc, W)
+        link_arbiters(m, self, out)
+        oc_offer, oc_data, oc_last, oc_send = out.offer, out.data, out.last, out.send
 
         # ---- local sinks -----------------------------------------------------------------
         ctl_sink_valid, ctl_sink_data, ctl_sink_last = oc_offer[OC_CTL], oc_data[OC_CTL], oc_last[OC_CTL]
@@ -606,41 +448,9 @@ class Router(wiring.Component):
         m.d.comb += [
             oc_send[OC_SLOT].eq(oc_offer[OC_SLOT] & slot_ready),
             oc_send[OC_CTL].eq(oc_offer[OC_CTL]),
-            oc_send[OC_DROP].eq(oc_offer[OC_DROP]),
-            tile.eject.valid.eq(oc_offer[OC_TILE]),
-            tile.eject.payload.data.eq(oc_data[OC_TILE]),
-            tile.eject.payload.last.eq(oc_last[OC_TILE]),
-            oc_send[OC_TILE].eq(oc_offer[OC_TILE] & tile.eject.ready),
         ]
-        drop_head = Signal(init=1, name="drop_at_head")
-        with m.If(oc_send[OC_DROP]):
-            m.d.sync += drop_head.eq(oc_last[OC_DROP])
-            with m.If(drop_head):
-                m.d.comb += error[5].eq(1)
-
-        # Crossbar input ready / head tracking / starvation ages.
-        waiting = []
-        starve_hit = []
-        for i, ic in enumerate(ics):
-            m.d.comb += ic.ready.eq(Cat(*[oc_send[o] & s for o in range(n_oc)
-                                          for (j, s) in owner_of[o] if j == i]).any())
-            with m.If(ic.valid & ic.ready):
-                m.d.sync += ic.at_head.eq(ic.last)
-            w = Signal(name=f"ic_{ic.name}_waiting")
-            m.d.comb += w.eq(ic.valid & ~ic.ready)
-            waiting.append(w)
-            age = Signal(32, name=f"ic_{ic.name}_age")
-            with m.If(w):
-                with m.If(age != 0xFFFF_FFFF):
-                    m.d.sync += age.eq(age + 1)
-            with m.Else():
-                m.d.sync += age.eq(0)
-            starve_hit.append((cfg.age_limit != 0) & (age >= cfg.age_limit))
-        m.d.comb += st.waiting.eq(Cat(*waiting))
-        with m.If(~st.starved):
-            for i in reversed(range(len(ics))):
-                with m.If(starve_hit[i]):
-                    m.d.sync += [st.starved.eq(1), st.starved_channel.eq(i)]
+        tile_and_drop_sinks(m, self, out, oc_tile=OC_TILE, oc_drop=OC_DROP, error=error)
+        input_bookkeeping(m, self, ics, out, channel_index=range(len(ics)))
 
         # ---- control sink, request FIFO, grant registers ---------------------------------
         req_fifo = SyncFIFO(width=9, depth=2 * self.max_chiplets)
@@ -726,7 +536,7 @@ class Router(wiring.Component):
         ctl_buf = Signal(W, name="ctl_buf")
         ctl_space = Signal(name="ctl_space")
         m.d.comb += ctl_space.eq(~ctl_buf_valid | ic_ctl.ready)
-        c_any, c_pick, c_ptr = self._rr_pick(m, [v for v, _ in ctl_sources], "ctl")
+        c_any, c_pick, c_ptr = rr_pick(m, [v for v, _ in ctl_sources], "ctl")
         c_go = Signal(name="ctl_go")
         m.d.comb += c_go.eq(c_any & ctl_space)
         with m.If(c_go):
@@ -749,7 +559,7 @@ class Router(wiring.Component):
         # ---- slot writers: network arrivals and the local DRAM channel -----------------------
         net, drw = _SlotWriter("netw", self.slot_shape, W), _SlotWriter("dramw", self.slot_shape, W)
 
-        w_any, w_pick, w_ptr = self._rr_pick(m, [net.req, drw.req], "wr")
+        w_any, w_pick, w_ptr = rr_pick(m, [net.req, drw.req], "wr")
         gw = Signal(name="wr_go")
         with m.If(w_pick == 0):
             m.d.comb += [tile.wr.valid.eq(net.req & net.has_data), tile.wr.payload.slot.eq(net.slot),
@@ -765,7 +575,7 @@ class Router(wiring.Component):
         ]
         with m.If(gw):
             m.d.sync += w_ptr.eq(w_pick)
-        self._count(m, st.slot_flits, tile.wr.valid & tile.wr.ready)
+        count(m, self.clear, st.slot_flits, tile.wr.valid & tile.wr.ready)
 
         # Fill completion: slot table, arrival event, forward queue.
         arr_fifo = SyncFIFO(width=len(tile.arrival.payload.as_value()), depth=self.max_slots)
@@ -799,7 +609,7 @@ class Router(wiring.Component):
             fwd_fifo.w_data.eq(Cat(fw.slot, fill_dst, fill_relay)),
             fwd_fifo.w_en.eq(fin & fw.forward),
         ]
-        self._count(m, st.arrivals, fin)
+        count(m, self.clear, st.arrivals, fin)
 
         # Network writer: consumes the slot sink (SLICE/WEIGHT addressed to this chiplet).
         nh = header(oc_data[OC_SLOT])
@@ -857,7 +667,7 @@ class Router(wiring.Component):
                      drw.slice.eq(dram_lat["slice"]), drw.hops.eq(0), drw.length.eq(dram_lat["length"]),
                      drw.slot.eq(dram_lat["slot"]), drw.sole.eq(1), drw.relay.eq(dram_lat["relay"]),
                      drw.dst.eq(dram_lat["dst"]), dram_dst.eq(dh.dst), net.relay.eq(0), net.dst.eq(me)]
-        self._count(m, st.dram_flits, self.dram.valid & self.dram.ready)
+        count(m, self.clear, st.dram_flits, self.dram.valid & self.dram.ready)
         with m.Switch(dram_state):
             with m.Case(0):
                 with m.If(self.dram.valid):
@@ -935,10 +745,10 @@ class Router(wiring.Component):
             tile.rd_req.payload.slot.eq(head_slot),
             tile.rd_req.payload.flit.eq(f_req_n),
         ]
-        self._count(m, st.forwards, fwd_finish)
-        self._count(m, st.releases, slots.release_out.valid & slots.release_out.ready)
-        self._count(m, st.forward_wait_slot, (fwd_state == 0) & fwd_fifo.r_rdy & ~fwd_grant_valid)
-        self._count(m, st.forward_wait_release, (fwd_state == 0) & fwd_fifo.r_rdy & fwd_grant_valid & ~q.sole)
+        count(m, self.clear, st.forwards, fwd_finish)
+        count(m, self.clear, st.releases, slots.release_out.valid & slots.release_out.ready)
+        count(m, self.clear, st.forward_wait_slot, (fwd_state == 0) & fwd_fifo.r_rdy & ~fwd_grant_valid)
+        count(m, self.clear, st.forward_wait_release, (fwd_state == 0) & fwd_fifo.r_rdy & fwd_grant_valid & ~q.sole)
         with m.Switch(fwd_state):
             with m.Case(0):
                 start = fwd_fifo.r_rdy & fwd_grant_valid & q.sole & (q.state == SlotState.HELD)
@@ -986,20 +796,14 @@ class Router(wiring.Component):
         ]
 
         # ---- counters and status ---------------------------------------------------------
-        self._count(m, st.eject_flits, tile.eject.valid & tile.eject.ready)
-        self._count(m, st.inject_flits, tile.inject.valid & tile.inject.ready)
-        with m.If(self.clear):
-            m.d.sync += st.switched_flits.eq(0)
-        with m.Else():
-            m.d.sync += st.switched_flits.eq(st.switched_flits + sum(oc_send))
-        m.d.sync += st.error[4:].eq(st.error[4:] | error[4:])
+        port_counters_and_errors(m, self, out, error)
         m.d.comb += [
             st.error[:4].eq(slots.error),
             st.free_count.eq(slots.free_count),
             st.occupancy.eq(slots.occupancy),
             st.high_water.eq(slots.high_water),
         ]
-        busy = [f.r_rdy for f in fifos] + [ic.valid | ~ic.at_head for ic in ics] + oc_locked + [
+        busy = [f.r_rdy for f in fifos] + [ic.valid | ~ic.at_head for ic in ics] + out.locked + [
             req_fifo.r_rdy, fwd_fifo.r_rdy, arr_fifo.r_rdy, ctl_buf_valid, fwd_req_out, fwd_grant_valid,
             dram_req_out, dram_grant_valid, dram_state != 0, fwd_state != 0, net_in_pkt,
             slots.occupancy != 0, self.dram.valid, tile.inject.valid]
@@ -1011,4 +815,97 @@ class Router(wiring.Component):
             st.requests.eq(req_fifo.level),
             st.dram_waiting.eq(self.dram.valid & ~self.dram.ready & (dram_state == 0)),
         ]
+        return m
+
+    def _elaborate_plain(self, platform):
+        """``virtualization=False``: the crossbar of :meth:`elaborate` (:mod:`hw.crossbar`)
+        with the tile injection, the DRAM channel and one slot writer as its local ends,
+        and none of the FSE-DP engines."""
+        m = Module()
+        cfg, tile, st = self.cfg, self.tile, self.stats
+        W = self.width
+        position = mesh_position(m, cfg)
+        error = Signal(10, name="error_now")
+
+        # ---- crossbar inputs: the links, the tile, the DRAM channel -----------------------
+        ics, fifos = link_inputs(m, self, error)
+        ic_tile = Channel("tile", VC_TILE, width=W)
+        ic_dram = Channel("dram", VC_SLOT, width=W)
+        ics += [ic_tile, ic_dram]
+        stamp_source(m, self, ic_tile)
+        m.d.comb += [ic_dram.valid.eq(self.dram.valid), ic_dram.data.eq(self.dram.payload.data),
+                     ic_dram.last.eq(self.dram.payload.last), self.dram.ready.eq(ic_dram.ready)]
+
+        # ---- routing: SLICE / WEIGHT for this chiplet to the slot writer; no control kinds -
+        OC_SLOT, OC_TILE, OC_DROP = 8, 9, 10
+        oc_vc = [v for d in range(4) for v in range(NUM_VCS)] + [VC_SLOT, VC_TILE, None]
+
+        def local(h, kind_vc, target):
+            m.d.comb += target.eq(Mux(kind_vc, OC_TILE, OC_SLOT))
+
+        targets = route_computer(m, ics, cfg, position, n_outputs=len(oc_vc), oc_drop=OC_DROP,
+                                 last_known=PacketKind.RESULT, local=local)
+        out = output_allocators(m, ics, targets, oc_vc, W)
+        link_arbiters(m, self, out)
+        oc_offer, oc_data, oc_last, oc_send = out.offer, out.data, out.last, out.send
+
+        # ---- local sinks: tile ejection, drop, slot writer --------------------------------
+        slot_ready = Signal(name="slot_sink_ready")
+        m.d.comb += oc_send[OC_SLOT].eq(oc_offer[OC_SLOT] & slot_ready)
+        tile_and_drop_sinks(m, self, out, oc_tile=OC_TILE, oc_drop=OC_DROP, error=error)
+        # Index of each input in input_channel_names() (stats.waiting, starved_channel).
+        input_bookkeeping(m, self, ics, out, channel_index=list(range(8)) + [8, 10])
+
+        # Slot writer: a SLICE or WEIGHT for this chiplet goes into the slot its header
+        # names; its completion is announced to the tile (the arrival queue is full: wait).
+        arr_fifo = SyncFIFO(width=len(tile.arrival.payload.as_value()), depth=self.max_slots)
+        m.submodules.arrivals = arr_fifo
+        nh = header(oc_data[OC_SLOT])
+        in_pkt = Signal(name="netw_in_packet")
+        flit_n = Signal(16, name="netw_count")
+        lat = Signal.like(tile.arrival.payload, name="netw_lat")
+        arr = Signal.like(tile.arrival.payload, name="arrival_info")
+        slot_valid, slot_last = oc_offer[OC_SLOT], oc_last[OC_SLOT]
+        fin = Signal(name="fill_now")
+        with m.If(~in_pkt):
+            m.d.comb += [arr.slot.eq(nh.slot), arr.kind.eq(nh.kind), arr.expert.eq(nh.expert),
+                         arr.slice.eq(nh.slice), arr.hops.eq(nh.hops), arr.length.eq(nh.length),
+                         slot_ready.eq(~slot_last | arr_fifo.w_rdy),
+                         fin.eq(slot_valid & slot_last & arr_fifo.w_rdy)]
+            with m.If(slot_valid & slot_ready):
+                m.d.sync += [flit_n.eq(0), lat.eq(arr)]
+                with m.If(~slot_last):
+                    m.d.sync += in_pkt.eq(1)
+                with m.Elif(nh.length != 0):
+                    m.d.comb += error[8].eq(1)
+        with m.Else():
+            m.d.comb += [
+                arr.eq(lat),
+                tile.wr.valid.eq(slot_valid & (~slot_last | arr_fifo.w_rdy)),
+                tile.wr.payload.slot.eq(lat.slot), tile.wr.payload.flit.eq(flit_n),
+                tile.wr.payload.data.eq(oc_data[OC_SLOT]),
+                slot_ready.eq(tile.wr.ready & (~slot_last | arr_fifo.w_rdy)),
+                fin.eq(slot_valid & slot_last & slot_ready),
+            ]
+            with m.If(slot_valid & slot_ready):
+                m.d.sync += flit_n.eq(flit_n + 1)
+                with m.If(slot_last):
+                    m.d.sync += in_pkt.eq(0)
+                    with m.If(flit_n + 1 != lat.length):
+                        m.d.comb += error[8].eq(1)
+        m.d.comb += [
+            arr_fifo.w_data.eq(arr.as_value()), arr_fifo.w_en.eq(fin),
+            tile.arrival.valid.eq(arr_fifo.r_rdy), tile.arrival.payload.eq(arr_fifo.r_data),
+            arr_fifo.r_en.eq(tile.arrival.ready),
+            tile.compute_done.ready.eq(1),
+        ]
+        count(m, self.clear, st.slot_flits, tile.wr.valid & tile.wr.ready)
+        count(m, self.clear, st.arrivals, fin)
+
+        # ---- counters and status ---------------------------------------------------------
+        count(m, self.clear, st.dram_flits, self.dram.valid & self.dram.ready)
+        port_counters_and_errors(m, self, out, error)
+        busy = [f.r_rdy for f in fifos] + [ic.valid | ~ic.at_head for ic in ics] + out.locked + [
+            arr_fifo.r_rdy, in_pkt, self.dram.valid, tile.inject.valid]
+        m.d.comb += st.idle.eq(~Cat(*busy).any())
         return m

@@ -13,7 +13,7 @@ from scheduler import presets, routing, strategies
 from scheduler.routing import RoutingTrace
 from scheduler.plan import STRATEGIES
 from sim import cli
-from sim.eval import grid, realstats, report
+from sim.eval import area, grid, realstats, report
 from sim.eval.bound import lower_bound, plan_bound
 from sim.results import ChipletCounters, RunResult
 
@@ -468,3 +468,24 @@ def test_grid_isolates_a_failing_point_and_reports_it(tmp_path, monkeypatch, cap
     assert (out / "paper-2x2__mixtral-8x7b__real-c4__L16__8MiB.json").exists()
     md = report.write_report(out).read_text()
     assert "Failed to simulate (1 points, from index.json; not in the tables): paper-2x2 mixtral-8x7b" in md
+
+
+def test_iso_area_view_prices_each_run_and_compares_on_equal_die(synthetic, tmp_path):
+    out = tmp_path / "rep"
+    assert cli.main(["report", str(synthetic), "--out", str(out)]) == 0
+    die = {(r["budget"], r["strategy"]): r for r in _rows(out / "die_area.csv")}
+    d2, d4, dp = (float(die[k]["die_mm2"]) for k in (("2 MiB", "hydra"), ("4 MiB", "ep"), ("paper", "ep-paper")))
+    # Only the weight buffer differs between runs: two read ports, LLMCompass's formula.
+    w = lambda n: area.sram_area_um2(8, n, read_ports=2)[0] / 1e6
+    assert d4 - d2 == pytest.approx(w(4 * MiB) - w(2 * MiB))
+    assert dp - d4 == pytest.approx(w(12 * MiB) - w(4 * MiB))
+    parts = ("weight_sram_mm2", "token_sram_mm2", "other_sram_mm2", "logic_mm2", "phy_mm2")
+    assert float(die["4 MiB", "ep"]["die_mm2"]) == pytest.approx(sum(float(die["4 MiB", "ep"][p]) for p in parts))
+    md = (out / "report.md").read_text()
+    # paired needs 4 MiB (150); the least-needing baseline is Hydra at 2 MiB (240); on the
+    # paired die the fastest baseline is EP at 4 MiB (160): 160 / 150.
+    row = next(line for line in md.splitlines() if line.startswith("| olmoe-1b-7b | 16 | ") and "mm2" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == f"{d4:.1f} mm2 (4 MiB)" and cells[3] == f"{d2:.1f} mm2 (2 MiB, hydra)"
+    assert cells[4] == f"{100 * (1 - d4 / d2):.1f}%" and cells[5] == "-100.0%"
+    assert cells[6] == "ep (4 MiB)" and cells[7] == "1.07x"

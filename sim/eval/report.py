@@ -34,6 +34,7 @@ import sys
 from scheduler import presets
 from scheduler.plan import STRATEGIES
 
+from . import die_area as _die_area
 from . import energy as _energy
 from .bound import lockstep_factor, lower_bound, plan_bound
 
@@ -728,6 +729,88 @@ def paper_records(items: list) -> list:
     return out
 
 
+# --------------------------------------------------------------------------- iso-area
+
+def die_runs(pts: dict, die) -> list:
+    """Every run of a group with its die area per chiplet (:mod:`sim.eval.die_area`):
+    ``[(strategy, budget, cycles, provisioned weight bytes, {weight_sram, ..., total} in
+    mm^2)]``."""
+    out = []
+    for b, r in pts.items():
+        try:
+            hw = presets.get_hardware(r["preset"])
+        except (KeyError, presets.PresetError):
+            continue
+        for s, m in r["metrics"].items():
+            if m["provisioned"]:
+                out.append((s, b, m["cycles"], m["provisioned"], die.breakdown(hw, m["provisioned"])))
+    return out
+
+
+def area_needed(runs: list, strategy: str):
+    """``(mm^2, cycles, weight bytes)``: the smallest die on which ``strategy`` comes
+    within :data:`NEAR` of its own best time in the group, or None."""
+    mine = [(a["total"], c, w) for s, _, c, w, a in runs if s == strategy]
+    if not mine:
+        return None
+    best = min(c for _, c, _ in mine)
+    return min(x for x in mine if x[1] <= (1 + NEAR) * best)
+
+
+def fastest_within(runs: list, strategies, mm2: float):
+    """``(cycles, strategy, weight bytes)`` of the fastest run of ``strategies`` whose die
+    is at most ``mm2``, or None."""
+    have = [(c, s, w) for s, _, c, w, a in runs if s in strategies and a["total"] <= mm2 * (1 + 1e-9)]
+    return min(have) if have else None
+
+
+def iso_area_table(items: list, die) -> str:
+    """(f) Per group: the die FSE-DP paired and the least-needing baseline need to come
+    within 5% of their own best times, the saving in die area (beside the saving in
+    weight SRAM), and on that die the fastest FSE-DP paired run against the fastest
+    baseline run."""
+    head = ["model", "L", "paired: die (weight SRAM)", "least baseline: die (weight SRAM)", "die saving",
+            "weight-SRAM saving", "fastest baseline on the paired die (weight SRAM)", "speedup at equal die"]
+    body = []
+    for key, pts in items:
+        runs = die_runs(pts, die)
+        p = area_needed(runs, PAIRED)
+        base = [(n, s) for s in BASELINES if (n := area_needed(runs, s))]
+        least, ls = min(base) if base else (None, None)
+        at = fastest_within(runs, BASELINES, p[0]) if p else None
+        mine = fastest_within(runs, (PAIRED,), p[0]) if p else None
+        body.append([
+            key[1], key[3],
+            f"{p[0]:.1f} mm2 ({_mib(p[2])})" if p else "does not fit",
+            f"{least[0]:.1f} mm2 ({_mib(least[2])}, {ls})" if least else "none fits",
+            _pct(1 - p[0] / least[0]) if p and least else "-",
+            _pct(1 - p[2] / least[2]) if p and least else "-",
+            f"{at[1]} ({_mib(at[2])})" if at else "none fits",
+            _f(_ratio(at and at[0], mine and mine[0]), ".2f", "x")])
+    return md_table(head, body)
+
+
+def _die_caption(die) -> str:
+    return ("an estimate at 7 nm: the run's weight buffer and the preset's token and accumulator buffers by "
+            "LLMCompass's SRAM model, the other macros and the logic (per MAC) of the synthesised tile "
+            f"{die.source}, the UCIe advanced-package PHY; docs/area.md")
+
+
+DIE_COLS = ["preset", "model", "routing", "tokens", "budget", "strategy", "cycles", "weight_bytes", "die_mm2",
+            "weight_sram_mm2", "token_sram_mm2", "other_sram_mm2", "logic_mm2", "phy_mm2"]
+
+
+def die_records(items: list, die) -> list:
+    out = []
+    for key, pts in items:
+        for s, b, c, w, a in die_runs(pts, die):
+            out.append(dict(zip(("preset", "model", "routing", "tokens"), key), budget=_mib(b), strategy=s,
+                            cycles=c, weight_bytes=w, die_mm2=a["total"], weight_sram_mm2=a["weight_sram"],
+                            token_sram_mm2=a["token_sram"], other_sram_mm2=a["other_sram"],
+                            logic_mm2=a["logic"], phy_mm2=a["phy"]))
+    return out
+
+
 # --------------------------------------------------------------------------- output
 
 def failed_points(folder) -> list:
@@ -848,12 +931,15 @@ def _plots(items: list, out: pathlib.Path, table=None) -> list:
     return made
 
 
-def write_report(folder, out=None, source: str | None = None, tech=None) -> pathlib.Path:
+def write_report(folder, out=None, source: str | None = None, tech=None, area=None) -> pathlib.Path:
     """Read the compare JSONs under ``folder``; write the report to ``out``. Returns the
     path of ``report.md``.  ``source``: how to name the folder in the report (default:
     the path given); ``tech``: the technology table energy is priced with (anything
-    :func:`sim.eval.energy.load_table` takes)."""
+    :func:`sim.eval.energy.load_table` takes); ``area``: the ``fsedp area --top tile
+    --json`` report the die areas are priced with (default
+    :data:`sim.eval.die_area.DEFAULT_AREA`)."""
     tech = _energy.load_table(tech)
+    die = _die_area.load_model(area)
     folder = pathlib.Path(folder)
     out = pathlib.Path(out) if out else folder / "report"
     points, skipped = load_points(folder)
@@ -873,6 +959,7 @@ def write_report(folder, out=None, source: str | None = None, tech=None) -> path
                                          "best_cycles"], need_records(items))
     _write_csv(out / "paper.csv", ["preset", "model", "routing", "tokens", "strategy", "provisioned_weight_bytes",
                                    "cycles", "speedup_of_paired", "reason"], paper_records(items))
+    _write_csv(out / "die_area.csv", DIE_COLS, die_records(items, die))
     energy_rows = energy_records(items)
     if energy_rows:
         _write_csv(out / "energy.csv", ENERGY_COLS, energy_rows)
@@ -888,6 +975,10 @@ def write_report(folder, out=None, source: str | None = None, tech=None) -> path
                   f"### (c) Weight SRAM each strategy needs to come within {NEAR:.0%} of its own best time on the axis "
                   "(savings of FSE-DP against the baseline that needs least; negative: FSE-DP needs more)",
                   need_table(mine)]
+        parts += ["### (f) Iso-area: die area per chiplet each strategy needs to come within "
+                  f"{NEAR:.0%} of its own best time, and FSE-DP paired against the fastest baseline that fits on "
+                  f"its die ({_die_caption(die)}; every run's die, by component, in die_area.csv)",
+                  iso_area_table(mine, die)]
         if any(PAPER_BUDGET in pts for _, pts in mine):
             parts += ["### (d) The paper's baseline: FSE-DP against ep-paper, each at the reference model's "
                       "provisioning (ep-paper: two whole-expert buffers; FSE-DP: 12 micro-slices of the model's S)",
@@ -922,7 +1013,7 @@ def cmd_grid(args) -> None:
 
 
 def cmd_report(args) -> None:
-    path = write_report(args.folder, args.out, tech=args.tech)
+    path = write_report(args.folder, args.out, tech=args.tech, area=args.area)
     print(f"wrote {path} (tables, CSV and PNG plots in {path.parent})")
 
 
@@ -956,6 +1047,9 @@ def add_parsers(sub) -> None:
                    help="technology table that prices every run's counters as energy, an estimate (docs/energy.md): "
                         f"a bundled table ({', '.join(_energy.BUNDLED)}) or a .toml file (default: "
                         f"{_energy.DEFAULT_TABLE})")
+    p.add_argument("--area", default=None, metavar="FILE.json",
+                   help="the `fsedp area --top tile --json` report that prices die areas, an estimate "
+                        "(default: the measured rtl-2x2 tile shipped with fsedp; docs/area.md)")
     p.set_defaults(func=cmd_report)
 
 
