@@ -587,6 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sim.eval import area, report
     report.add_parsers(sub)
     area.add_parsers(sub)
+    from sim.eval import sweep; sweep.add_parsers(sub)  # noqa: E702
 
     p = sub.add_parser("disasm", help="print a program file in its text form")
     p.add_argument("program", metavar="PROGRAM", help="program file written by `fsedp programs` or `fsedp asm`")

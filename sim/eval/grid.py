@@ -16,6 +16,10 @@ plus a ``point`` object: the routing label, the spec it resolved to and where it
 statistics came from, the budget, and the layer's lower bound (:mod:`sim.eval.bound`).
 ``DIR/index.json`` lists the grid's flags, the routing used per model and every point
 written so far (rewritten after each point, so a stopped grid leaves a usable folder).
+
+With the fast engine and more than one job the points run as tasks on a Dask local
+cluster (:func:`sim.eval.sweep.executor`, the machinery of ``fsedp sweep``); with one job,
+serially in this process.  The RTL engine runs points in batches per simulator launch.
 """
 
 from __future__ import annotations
@@ -31,15 +35,16 @@ from dataclasses import dataclass
 
 from scheduler import description, presets, routing
 from scheduler.plan import STRATEGIES, FitError, PlanError
-from scheduler.sizing import paper_budget
+from scheduler.sizing import WHOLE_EXPERT, paper_budget
 from sim import results
 
 from .bound import layer_bound, lockstep_factor
 from .realstats import DOMAINS, real_routing
 
 __all__ = ["GridError", "GridSpec", "Point", "PAPER_MODELS", "PAPER_PRESETS", "PAPER_TOKENS", "PAPER_SRAM",
-           "parse_names", "parse_tokens", "parse_srams", "budget_label", "resolve_routings", "grid_points",
-           "run_grid"]
+           "parse_names", "parse_tokens", "parse_srams", "budget_label", "check_spec", "resolve_routings",
+           "grid_points", "run_point", "point_record", "lost_point", "not_bit_exact", "where", "progress_line",
+           "problems", "run_grid"]
 
 PAPER_PRESETS = ("paper-2x2", "paper-3x3", "paper-4x4")
 PAPER_MODELS = ("deepseek-moe-16b", "qwen3-30b-a3b", "phi-3.5-moe", "yuan2-m32", "mixtral-8x7b", "olmoe-1b-7b")
@@ -69,6 +74,8 @@ class GridSpec:
     srams: tuple = PAPER_SRAM
     seed: int = 0
     jobs: int = 1
+    slices: tuple = (None,)         # S of the slice-streaming strategies (None: from the budget)
+    strategies: tuple = STRATEGIES
 
 
 def budget_label(sram) -> str:
@@ -83,20 +90,26 @@ def budget_label(sram) -> str:
 
 @dataclass(frozen=True)
 class Point:
-    preset: str
+    preset: object      # a hardware preset name, a .toml description file or a HardwarePreset
     model: str
     routing: str        # label, e.g. "real:c4" or "uniform"
     spec: str           # what routing.from_spec gets
     source: str         # where the routing comes from (one line)
     tokens: int
     sram: object = "preset"   # bytes per chiplet, "paper" or "preset"
+    slices: int | None = None     # S of fse-dp, fse-dp-paired, ep and hydra (None: from the budget)
+    strategies: tuple = STRATEGIES
+
+    @property
+    def preset_name(self) -> str:
+        return self.preset.name if isinstance(self.preset, presets.HardwarePreset) else self.preset
 
     @property
     def filename(self) -> str:
         label = re.sub(r"[^A-Za-z0-9.+-]+", "-", pathlib.Path(self.routing).stem if
                        self.routing.endswith((".json", ".jsonl")) else self.routing)
         preset, model = (pathlib.Path(n).stem if description.is_description_path(n) else n
-                         for n in (self.preset, self.model))
+                         for n in (self.preset_name, self.model))
         return f"{preset}__{model}__{label}__L{self.tokens}__{budget_label(self.sram)}.json"
 
     def budget(self, strategy: str):
@@ -161,7 +174,7 @@ def check_spec(spec: GridSpec) -> None:
     if spec.engine not in ENGINES:
         raise GridError(f"unknown engine {spec.engine!r}; choose one of: {', '.join(ENGINES)}")
     if spec.engine == "rtl":
-        big = [p for p in spec.presets if not presets.get_hardware(p).rtl]
+        big = [getattr(p, "name", p) for p in spec.presets if not presets.get_hardware(p).rtl]
         if big:
             raise GridError(f"--engine rtl simulates only the rtl-* presets; {', '.join(big)} "
                             "is paper scale (use --engine fast)")
@@ -175,6 +188,7 @@ def check_spec(spec: GridSpec) -> None:
                     hw.with_weight_sram(b)
                 except presets.PresetError as exc:
                     raise GridError(f"--sram: {exc}") from None
+    _engine(spec.engine)
 
 
 # --------------------------------------------------------------------------- routing
@@ -205,9 +219,9 @@ def resolve_routings(spec: GridSpec) -> dict:
 
 
 def grid_points(spec: GridSpec, resolved: dict) -> list[Point]:
-    return [Point(p, m, *resolved[m, r], tokens=t, sram=b)
+    return [Point(p, m, *resolved[m, r], tokens=t, sram=b, slices=s, strategies=spec.strategies)
             for p in spec.presets for m in spec.models for r in spec.routings for t in spec.tokens
-            for b in spec.srams]
+            for b in spec.srams for s in spec.slices]
 
 
 # --------------------------------------------------------------------------- running
@@ -234,11 +248,11 @@ def point_workloads(point: Point, engine: str, seed: int) -> tuple[list, list]:
     from sim.workload import prepare
 
     works, skipped = [], []
-    for s in STRATEGIES:
+    for s in point.strategies:
         try:
             works.append(prepare(preset=point.preset, model=point.model, tokens=point.tokens,
                                  routing_spec=point.spec, strategy=s, seed=seed, sram=point.budget(s),
-                                 with_data=engine == "rtl"))
+                                 slices=None if s in WHOLE_EXPERT else point.slices, with_data=engine == "rtl"))
         except FitError as exc:
             skipped.append({"strategy": s, "fits": False, "reason": str(exc)})
         except PlanError as exc:
@@ -247,7 +261,7 @@ def point_workloads(point: Point, engine: str, seed: int) -> tuple[list, list]:
 
 
 def point_record(point: Point, bound: dict | None) -> dict:
-    return {"preset": point.preset, "model": point.model, "routing": point.routing,
+    return {"preset": point.preset_name, "model": point.model, "routing": point.routing,
             "routing_spec": point.spec, "routing_source": point.source, "tokens": point.tokens,
             "sram": point.sram, "sram_label": budget_label(point.sram), "bound": bound}
 
@@ -262,18 +276,21 @@ def not_bit_exact(doc: dict) -> list:
     return [r["strategy"] for r in doc["runs"] if r["bit_exact"] is False]
 
 
-def _where(point: Point) -> str:
-    return f"{point.preset} {point.model} {point.routing} L={point.tokens} {budget_label(point.sram)}"
+def where(point: Point) -> str:
+    """The point in one line of progress or of an error."""
+    return (f"{point.preset_name} {point.model} {point.routing} L={point.tokens} {budget_label(point.sram)}"
+            + (f" S={point.slices}" if point.slices else ""))
 
 
-def _progress(i: int, n: int, point: Point, doc: dict, seconds: float, log) -> None:
+def progress_line(point: Point, doc: dict, seconds: float) -> str:
+    """One finished point: its cycles over the lower bound per strategy, what did not run."""
     cycles = {r["strategy"]: r["cycles"] for r in doc["runs"]}
     bound = (doc["point"].get("bound") or {}).get("cycles")
     parts = [f"{s} {cycles[s] / bound:.2f}x" if bound else f"{s} {cycles[s]}" for s in STRATEGIES if s in cycles]
     bad = not_bit_exact(doc)
-    print(f"[{i}/{n}] {_where(point)}: cycles / bound: {', '.join(parts) or 'nothing fits'}"
-          + (f"; not run: {', '.join(s['strategy'] for s in doc['not_run'])}" if doc["not_run"] else "")
-          + f" ({seconds:.1f} s)" + (f"  NOT BIT-EXACT: {', '.join(bad)}" if bad else ""), file=log, flush=True)
+    return (f"{where(point)}: cycles / bound: {', '.join(parts) or 'nothing fits'}"
+            + (f"; not run: {', '.join(s['strategy'] for s in doc['not_run'])}" if doc["not_run"] else "")
+            + f" ({seconds:.1f} s)" + (f"  NOT BIT-EXACT: {', '.join(bad)}" if bad else ""))
 
 
 def _write_index(spec: GridSpec, resolved: dict, records: list) -> None:
@@ -284,6 +301,11 @@ def _write_index(spec: GridSpec, resolved: dict, records: list) -> None:
                       "strategies": list(STRATEGIES)},
              "routing": notes, "points": records}
     (spec.out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def lost_point(message: str) -> tuple:
+    """``run_point``'s answer for a point whose worker process died on every try."""
+    return None, 0.0, f"its worker process died: {message}"
 
 
 def _bound(point: Point, seed: int) -> dict:
@@ -336,33 +358,30 @@ def _run_rtl_batch(batch: list, spec: GridSpec) -> list:
 
 def _results(points: list, spec: GridSpec):
     """``(point, document, seconds, error)`` as points finish: RTL points batched per
-    preset and budget; fast points on ``spec.jobs`` worker processes."""
+    preset and budget; fast points on ``spec.jobs`` Dask worker processes (one task per
+    point), or serially here with one job."""
     if spec.engine == "rtl":
         for key in dict.fromkeys((p.preset, p.sram) for p in points):
             same = [p for p in points if (p.preset, p.sram) == key]
             for i in range(0, len(same), RTL_BATCH):
                 yield from _run_rtl_batch(same[i:i + RTL_BATCH], spec)
         return
-    if spec.jobs == 1:
-        for p in points:
-            yield (p, *run_point(p, spec.engine, spec.seed))
-        return
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from .sweep import execute, executor
 
-    with ProcessPoolExecutor(max_workers=spec.jobs) as pool:
-        futures = {pool.submit(run_point, p, spec.engine, spec.seed): p for p in points}
-        for f in as_completed(futures):
-            yield (futures[f], *f.result())
+    tasks = {f"grid-point-{i}": (p, spec.engine, spec.seed) for i, p in enumerate(points)}
+    with executor(spec.jobs) as client:
+        for key, result in execute(client, run_point, tasks, lost=lost_point):
+            yield (tasks[key][0], *result)
 
 
-def _problems(failed: list, inexact: list, out) -> str:
+def problems(failed: list, inexact: list, written: str) -> str:
+    """The error that ends a grid or sweep whose points failed or were not bit-exact."""
     parts = []
     if failed:
         parts.append(f"{len(failed)} point(s) failed to simulate ({'; '.join(failed)})")
     if inexact:
         parts.append(f"{len(inexact)} run(s) differ from the golden model ({'; '.join(inexact)})")
-    return (" and ".join(parts) + f"; every other point was written to {out} (see index.json and the runs' "
-            "mismatches and errors)")
+    return " and ".join(parts) + f"; every other point was written to {written}"
 
 
 def default_jobs() -> int:
@@ -375,27 +394,27 @@ def run_grid(spec: GridSpec, log=None) -> dict:
     recorded, the rest of the grid still runs, and a :class:`GridError` names them at the end."""
     log = log or sys.stderr
     check_spec(spec)
-    _engine(spec.engine)
     spec.out.mkdir(parents=True, exist_ok=True)
     resolved = resolve_routings(spec)
     for note in sorted({v[2] for v in resolved.values()}):
         print(f"routing: {note}", file=log)
     points = grid_points(spec, resolved)
     print(f"grid: {len(points)} points x {len(STRATEGIES)} strategies, engine {spec.engine}"
-          + (f" on {spec.jobs} processes" if spec.engine == "fast" and spec.jobs > 1 else "")
+          + (f" on {spec.jobs} Dask worker processes" if spec.engine == "fast" and spec.jobs > 1 else "")
           + f", writing to {spec.out}", file=log, flush=True)
     records, failed, inexact = [], [], []
     for p, doc, seconds, error in _results(points, spec):
         if error:
             records.append({"file": None, **point_record(p, None), "error": error})
-            failed.append(_where(p))
-            print(f"[{len(records)}/{len(points)}] {_where(p)}: FAILED: {error[:200]}", file=log, flush=True)
+            failed.append(where(p))
+            print(f"[{len(records)}/{len(points)}] {where(p)}: FAILED: {error[:200]}", file=log, flush=True)
         else:
             (spec.out / p.filename).write_text(json.dumps(doc, indent=2) + "\n")
             records.append({"file": p.filename, **doc["point"], "not_bit_exact": not_bit_exact(doc)})
-            inexact += [f"{s} at {_where(p)}" for s in not_bit_exact(doc)]
-            _progress(len(records), len(points), p, doc, seconds, log)
+            inexact += [f"{s} at {where(p)}" for s in not_bit_exact(doc)]
+            print(f"[{len(records)}/{len(points)}] {progress_line(p, doc, seconds)}", file=log, flush=True)
         _write_index(spec, resolved, records)
     if failed or inexact:
-        raise GridError(_problems(failed, inexact, spec.out))
+        raise GridError(problems(failed, inexact, f"{spec.out} (see index.json and the runs' mismatches and "
+                                                 "errors)"))
     return json.loads((spec.out / "index.json").read_text())
