@@ -584,10 +584,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_tech_flag(p)
     p.set_defaults(func=cmd_compare)
 
-    from sim.eval import area, report
+    from sim.eval import area, report, sweep
     report.add_parsers(sub)
     area.add_parsers(sub)
-    from sim.eval import sweep; sweep.add_parsers(sub)  # noqa: E702
+    sweep.add_parsers(sub)
 
     p = sub.add_parser("disasm", help="print a program file in its text form")
     p.add_argument("program", metavar="PROGRAM", help="program file written by `fsedp programs` or `fsedp asm`")
