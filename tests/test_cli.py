@@ -1,6 +1,8 @@
 """The fsedp command line: summaries, JSON, and one-line errors with non-zero exit."""
 
 import json
+import os
+import pathlib
 import subprocess
 import sys
 
@@ -117,6 +119,12 @@ def test_every_output_path_is_checked_before_any_work(tmp_path):
     assert json.loads(deep.read_text())["engine"] == "fast"
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a running process (Linux ``/proc``)."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_ctrl_c_ends_with_one_line_and_status_130():
     import signal
     import time
@@ -124,7 +132,11 @@ def test_ctrl_c_ends_with_one_line_and_status_130():
     proc = subprocess.Popen([sys.executable, "-m", "sim.cli", "run", "--engine", "fast", "--preset", "paper-4x4",
                              "--model", "mixtral-8x7b", "--tokens", "1024"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+    # Interrupt once the run has used 4 s of CPU (well past its imports, into the
+    # simulation), however loaded the machine is; a wall-clock wait was too short under load.
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and _cpu_seconds(proc.pid) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
