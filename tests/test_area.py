@@ -252,3 +252,13 @@ def test_readme_quotes_the_shipped_area_report():
     assert (f"{100 * rules['share_of_router_logic']:.1f}% of the router and {100 * rules['share_of_tile_logic']:.1f}% "
             f"of the tile's logic, {100 * rules['share_of_tile_7nm']:.2f}% of the tile") in readme
     assert f"({depth['vector_unit']} cell levels; the router {depth['router']})" in readme
+
+
+def test_depth_verdict_names_the_blocks_over_the_budget():
+    budget = area.LOGIC_LEVEL_BUDGET
+    report = {"blocks": [{"block": "mac_array", "depth": budget}, {"block": "vector_unit", "depth": budget + 27},
+                         {"block": "links", "absent": True}]}
+    assert area.over_budget(report) == [("vector_unit", budget + 27)]
+    assert area.depth_verdict(report).endswith(f"over it: vector_unit ({budget + 27})")
+    report["blocks"].pop(1)
+    assert area.depth_verdict(report).endswith("every block within it")

