@@ -1143,8 +1143,10 @@ def checked_flits(reads: list[dict]) -> int:
     return sum(sum(r["flow_flits"]) for r in reads)
 
 
-def check_run(plan: dict, reads: list[dict]) -> list[str]:
-    """End-of-run scoreboard over the per-flow counters; returns failure messages."""
+def check_run(plan: dict, reads: list[dict], finished: bool = True) -> list[str]:
+    """End-of-run scoreboard over the per-flow counters; returns failure messages.
+    ``finished`` False (the run was stopped: an error, the watchdog, the cycle limit):
+    only the checkers' error bits, as packets still in flight would count as lost."""
     cols = plan["cols"]
     bad = []
     names = [f"router {i} ({i // cols},{i % cols})" for i in range(len(reads))]
@@ -1153,6 +1155,9 @@ def check_run(plan: dict, reads: list[dict]) -> list[str]:
             bits = [e.name for e in BenchError if r["error"] >> e.value & 1]
             bad.append(f"{names[i]}: errors {', '.join(bits)} (first {BenchError(r['first_code']).name}, "
                        f"context {r['first_info']:#x}, {r['error_count']} error cycles)")
+    if not finished:
+        return bad
+    for i, r in enumerate(reads):
         if r["occupancy"] or r["free_slots"] != plan["nodes"][i][Reg.SLOT_COUNT]:
             bad.append(f"{names[i]}: {r['occupancy']} slots still occupied, {r['free_slots']} free at the end "
                        f"(slot states {r['slot_states']:#x})")

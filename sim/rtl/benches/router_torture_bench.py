@@ -104,7 +104,7 @@ async def torture(dut):
     reads = await read_all(dut, plan)
     outcome = ("done" if dut.done.value == 1 else "stalled" if dut.stalled.value == 1
                else "error" if dut.error.value == 1 else "timeout")
-    failures = check_run(plan, reads)
+    failures = check_run(plan, reads, finished=outcome == "done")
     stuck = stall_report(plan, reads) if outcome != "done" else []
     result = {"outcome": outcome, "cycles": cycles, "wall_s": wall, "cpu_s": cpu, "reads": reads,
               "failures": failures, "stuck": stuck}
