@@ -117,6 +117,10 @@ class SystemConfig:
         paper presets and keeps the RTL presets' 4 (their builds and validation use it;
         with 2-cycle links that makes a VC credit-bound at 4 flits per 7 cycles, a little
         under the nominal 45/64).
+    dram_jitter : int
+        Random extra latency of every DRAM request, 0..``dram_jitter`` cycles (0, the
+        default: none; :class:`hw.dram.DramChannel`'s ``jitter``).  With jitter the
+        system has a ``dram_jitter_seed`` input, sampled at ``start``.
     """
 
     rows: int
@@ -130,6 +134,7 @@ class SystemConfig:
     link_latency: int
     buffer_depth: int = 4
     dram_program_words: int = 1024
+    dram_jitter: int = 0
 
     @property
     def num_chiplets(self) -> int:
@@ -146,7 +151,8 @@ class SystemConfig:
                 f"_lr{self.link_rate[0]}-{self.link_rate[1]}_ll{self.link_latency}"
                 f"_c{'-'.join(map(str, self.dram_chiplets))}"
                 + (f"_b{self.buffer_depth}" if self.buffer_depth != 4 else "")
-                + (f"_dp{self.dram_program_words}" if self.dram_program_words != 1024 else ""))
+                + (f"_dp{self.dram_program_words}" if self.dram_program_words != 1024 else "")
+                + (f"_dj{self.dram_jitter}" if self.dram_jitter else ""))
 
     @classmethod
     def from_preset(cls, preset, tile: TileConfig | None = None) -> "SystemConfig":

@@ -20,7 +20,70 @@ from amaranth.lib.wiring import In, Out
 from .isa import INSTRUCTION_BITS, Instruction, Opcode, Reg, StreamKind
 from .packets import HEADER_BITS, Flag, Header, PacketKind, check_link_bytes, flit_layout
 
-__all__ = ["DramChannel", "DramError", "stats_signature", "request_layout"]
+__all__ = ["DramChannel", "DramError", "stats_signature", "request_layout", "JITTER_LFSR_TAPS", "MAX_JITTER",
+           "lfsr_advance", "jitter_draw", "jitter_draws", "channel_seed"]
+
+#: The latency-jitter LFSR: 32-bit Galois, polynomial x^32 + x^22 + x^2 + x + 1 (shifting
+#: right; these are the bits XORed in when a 1 leaves bit 0).  Its all-zero state never
+#: changes, so seed 0 draws no jitter.
+JITTER_LFSR_TAPS = 0x80200003
+#: LFSR steps per request: each draw sees 16 fresh bits.
+JITTER_LFSR_STEPS = 16
+#: Largest ``jitter`` (a draw scales 16 random bits to 0..jitter).
+MAX_JITTER = (1 << 16) - 1
+
+
+def lfsr_advance(state, steps: int = JITTER_LFSR_STEPS, m=None):
+    """The jitter LFSR ``steps`` steps on from ``state``: an ``int``, or an Amaranth value
+    with the module ``m`` to add the logic to (then a 32-bit signal: each step is its own
+    signal, as an expression would use the previous step twice and double per step)."""
+    for k in range(steps):
+        if isinstance(state, int):
+            state = (state >> 1) ^ (JITTER_LFSR_TAPS if state & 1 else 0)
+        else:
+            nxt = Signal(32, name=f"jitter_lfsr_step{k + 1}")
+            m.d.comb += nxt.eq((state >> 1) ^ Mux(state[0], JITTER_LFSR_TAPS, 0))
+            state = nxt
+    return state
+
+
+def jitter_draw(state, jitter: int):
+    """The jitter of a request drawn in LFSR ``state``: ``(state[0:16] * (jitter + 1)) >> 16``,
+    in 0..jitter (an ``int``, or an Amaranth expression)."""
+    if isinstance(state, int):
+        return ((state & 0xFFFF) * (jitter + 1)) >> 16
+    return (state[:16] * (jitter + 1)) >> 16
+
+
+def channel_seed(seed, channel: int, m=None):
+    """The LFSR seed of DRAM channel ``channel`` of a system whose jitter seed is ``seed``:
+    ``seed`` times an odd constant of the channel, then MurmurHash3's 32-bit finalizer
+    (both bijections of 32 bits that keep 0 at 0), so seed 0 draws no jitter on any
+    channel and neighbouring seeds and channels draw unrelated jitters (an LFSR alone
+    maps nearby states to nearby draws).  ``seed``: an ``int``, or a 32-bit Amaranth value
+    with the module ``m`` to add the logic to (then a 32-bit signal)."""
+    factor = (0x9E3779B1 + 2 * channel) & 0xFFFFFFFF
+    steps = [lambda h: h * factor, lambda h: h ^ (h >> 16), lambda h: h * 0x85EBCA6B, lambda h: h ^ (h >> 13),
+             lambda h: h * 0xC2B2AE35, lambda h: h ^ (h >> 16)]
+    h = seed
+    for k, step in enumerate(steps):
+        if isinstance(h, int):
+            h = step(h) & 0xFFFFFFFF
+        else:
+            nxt = Signal(32, name=f"jitter_seed{channel}_mix{k}")
+            m.d.comb += nxt.eq(step(h)[:32])
+            h = nxt
+    return h
+
+
+def jitter_draws(seed: int, jitter: int, n: int) -> list[int]:
+    """The jitters of a channel's first ``n`` requests after ``start`` with LFSR seed
+    ``seed`` (software mirror of the HDL)."""
+    state, out = seed & 0xFFFFFFFF, []
+    for _ in range(n):
+        out.append(jitter_draw(state, jitter))
+        state = lfsr_advance(state)
+    return out
 
 
 class DramError(py_enum.IntFlag):
@@ -137,7 +200,12 @@ class DramChannel(wiring.Component):
     * Latency: the first payload flit of a request may leave ``latency`` cycles after
       its issue cycle, and at the earliest in the cycle after its header was accepted
       (so a request whose header goes at once has its first payload flit
-      ``max(latency, 1)`` cycles after issue).
+      ``max(latency, 1)`` cycles after issue).  With ``jitter`` J > 0 each request's
+      latency is ``latency + j``, ``j`` in 0..J drawn at issue from an LFSR
+      (:func:`jitter_draws`; seeded by ``jitter_seed`` at ``start``; seed 0 draws 0).
+    * Order: packets leave in program order, whatever their latencies: only the head
+      request is ever sent, so a request whose (shorter) latency has passed waits for
+      the ones before it.
     * Bandwidth: a token accumulator ``A`` gates the payload flits.  While the head
       request has passed its latency, ``A`` gains ``num`` per cycle, a payload flit may
       be offered when ``A >= den`` and costs ``den`` when accepted, and ``A`` saturates
@@ -179,6 +247,9 @@ class DramChannel(wiring.Component):
         Requests in flight, the packet being sent included (1: no prefetch).
     counter_bits : int
         Width of the counters.
+    jitter : int
+        Random extra latency per request, 0..``jitter`` cycles (0, the default: none,
+        and no jitter logic or port at all).
 
     Members
     -------
@@ -203,6 +274,8 @@ class DramChannel(wiring.Component):
         Packets for the router's ``dram`` port.
     stats : Out(stats_signature(counter_bits))
         Counters of the current or last run.
+    jitter_seed : In(32)
+        Only with ``jitter`` > 0: the LFSR's seed, sampled with ``start`` (0: no jitter).
 
     Attributes
     ----------
@@ -219,7 +292,7 @@ class DramChannel(wiring.Component):
 
     def __init__(self, *, word_bytes: int = 64, link_bytes: int = 16, dram_words: int = 2048,
                  rate=(1, 16), latency: int = 16, program_words: int = 1024, bucket_beats: int = 2,
-                 requests: int = 2, counter_bits: int = 32):
+                 requests: int = 2, counter_bits: int = 32, jitter: int = 0):
         check_link_bytes(link_bytes)
         _check_int("Word size in bytes", word_bytes, 1)
         if word_bytes % link_bytes:
@@ -235,9 +308,11 @@ class DramChannel(wiring.Component):
         _check_int("Bucket depth in beats", bucket_beats, 1)
         _check_int("Requests in flight", requests, 1)
         _check_int("Counter width", counter_bits, 8, 64)
+        _check_int("Latency jitter", jitter, 0, MAX_JITTER)
         self.word_bytes, self.link_bytes, self.dram_words = word_bytes, link_bytes, dram_words
         self.rate, self.latency, self.program_depth = rate, latency, program_words
         self.bucket_beats, self.requests, self.counter_bits = bucket_beats, requests, counter_bits
+        self.jitter = jitter
         self.lanes = word_bytes // link_bytes
         #: Largest ``SET SLOT_WORDS`` value: the memory, and a 16-bit header ``length``.
         self.max_slot_words = min(dram_words, ((1 << 16) - 1) // self.lanes)
@@ -245,7 +320,7 @@ class DramChannel(wiring.Component):
         self.request_layout = request_layout(dram_words)
         self.weights = Memory(shape=unsigned(8 * word_bytes), depth=dram_words, init=[])
         self.program = Memory(shape=unsigned(INSTRUCTION_BITS), depth=program_words, init=[])
-        super().__init__({
+        members = {
             "weight_wr": In(stream.Signature(data.StructLayout({
                 "addr": range(dram_words), "data": unsigned(8 * word_bytes)}))),
             "program_wr": In(stream.Signature(data.StructLayout({
@@ -257,7 +332,10 @@ class DramChannel(wiring.Component):
             "error": Out(len(DramError)),
             "out": Out(stream.Signature(flit_layout(link_bytes))),
             "stats": Out(stats_signature(counter_bits)),
-        })
+        }
+        if jitter:
+            members["jitter_seed"] = In(32)
+        super().__init__(members)
 
     @classmethod
     def from_config(cls, system, **overrides) -> "DramChannel":
@@ -265,7 +343,8 @@ class DramChannel(wiring.Component):
         :class:`hw.config.SystemConfig`; keyword arguments override any parameter."""
         params = dict(word_bytes=system.tile.word_bytes, link_bytes=system.tile.link_bytes,
                       dram_words=system.dram_words, rate=tuple(system.dram_rate),
-                      latency=system.dram_latency, program_words=system.dram_program_words)
+                      latency=system.dram_latency, program_words=system.dram_program_words,
+                      jitter=system.dram_jitter)
         params.update(overrides)
         return cls(**params)
 
@@ -306,7 +385,7 @@ class DramChannel(wiring.Component):
         # ---- request queue ---------------------------------------------------------------
         layout = self.request_layout
         entries = [Signal(layout, name=f"req{i}") for i in range(R)]
-        waits = [Signal(range(max(self.latency, 1) + 1), name=f"req{i}_wait") for i in range(R)]
+        waits = [Signal(range(max(self.latency + self.jitter, 1) + 1), name=f"req{i}_wait") for i in range(R)]
         rd_ptr = Signal(range(max(R, 2)), name="req_rd")
         wr_ptr = Signal(range(max(R, 2)), name="req_wr")
         count = Signal(range(R + 1), name="req_count")
@@ -314,11 +393,22 @@ class DramChannel(wiring.Component):
         new = Signal(layout, name="req_new")
         head = Signal(layout, name="head")
         head_wait = Signal.like(waits[0], name="head_wait")
+        latency = self.latency
+        if self.jitter:
+            # One draw per request, at issue; the LFSR moves on only when one is issued.
+            lfsr = Signal(32, name="jitter_lfsr")
+            draw = Signal(range(self.jitter + 1), name="jitter")
+            m.d.comb += draw.eq(jitter_draw(lfsr, self.jitter))
+            with m.If(self.start & ~running):
+                m.d.sync += lfsr.eq(self.jitter_seed)
+            with m.Elif(push):
+                m.d.sync += lfsr.eq(lfsr_advance(lfsr, m=m))
+            latency = self.latency + draw
         for i in range(R):
             with m.If(rd_ptr == i):
                 m.d.comb += [head.eq(entries[i]), head_wait.eq(waits[i])]
             with m.If(push & (wr_ptr == i)):
-                m.d.sync += [entries[i].eq(new), waits[i].eq(self.latency)]
+                m.d.sync += [entries[i].eq(new), waits[i].eq(latency)]
             with m.Elif(waits[i] != 0):
                 m.d.sync += waits[i].eq(waits[i] - 1)
         m.d.sync += count.eq(count + push - pop)

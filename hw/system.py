@@ -15,7 +15,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import SystemConfig
-from .dram import DramChannel
+from .dram import DramChannel, channel_seed
 from .router import DIRS, Dir
 from .tile import Tile
 
@@ -111,6 +111,9 @@ class System(wiring.Component):
         Router starvation check (0: off).
     clear : In(1)
         Clears the counters.
+    dram_jitter_seed : In(32)
+        Only with ``config.dram_jitter`` > 0: the seed of the channels' latency jitter,
+        sampled at ``start`` (channel ``k`` gets :func:`hw.dram.channel_seed`; 0: none).
     done : Out(1)
         Every tile and channel is done.
     cycles : Out(32)
@@ -125,6 +128,8 @@ class System(wiring.Component):
         mark_used(self.tile)
         self.drams = [DramChannel.from_config(config) for _ in config.dram_chiplets]
         members = {"start": In(1), "age_limit": In(32), "clear": In(1), "done": Out(1), "cycles": Out(32)}
+        if config.dram_jitter:
+            members["dram_jitter_seed"] = In(32)
         #: Tile members brought out per chiplet as ``t{i}_{name}``.
         self.tile_members = [name for name in self.tile.signature.members
                              if not name.startswith(("in_", "out_")) and name not in _FANNED_IN]
@@ -172,6 +177,8 @@ class System(wiring.Component):
                 _bind(m, ports.dram, dram.out, In)
                 for name in ("weight_wr", "program_wr"):
                     wiring.connect(m, wiring.flipped(getattr(self, f"d{k}_{name}")), getattr(dram, name))
+                if cfg.dram_jitter:
+                    m.d.comb += dram.jitter_seed.eq(channel_seed(self.dram_jitter_seed, k, m))
                 m.d.comb += [dram.program_words.eq(getattr(self, f"d{k}_program_words")),
                              dram.start.eq(self.start),
                              getattr(self, f"d{k}_done").eq(dram.done),

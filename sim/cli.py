@@ -312,7 +312,18 @@ def _workload(args, strategy):
 
     return prepare(preset=args.preset, model=args.model, tokens=args.tokens, routing_spec=args.routing,
                    strategy=strategy, seed=args.seed, slices=args.slices, layout=args.layout, sram=args.sram,
-                   with_data=args.engine == "rtl")
+                   with_data=args.engine == "rtl", dram_jitter=args.dram_jitter,
+                   dram_jitter_seed=(1 if args.jitter_seed is None else args.jitter_seed) if args.dram_jitter else 0)
+
+
+def check_jitter_flags(args) -> None:
+    """``--dram-jitter`` needs the RTL engine (the fast model does not model it);
+    ``--jitter-seed`` needs ``--dram-jitter``."""
+    if args.dram_jitter and args.engine != "rtl":
+        raise UsageError(f"--dram-jitter needs the RTL engine (--engine rtl): the fast model does not model "
+                         f"DRAM latency jitter")
+    if args.jitter_seed is not None and not args.dram_jitter:
+        raise UsageError("--jitter-seed seeds the jitter of --dram-jitter J; give --dram-jitter too")
 
 
 def _engine_run(args, workloads):
@@ -351,6 +362,12 @@ def _print_run(j):
           f"{fmt(max(j['peak_onchip_bytes']))} per chiplet (slots held x slot bytes + token rows in use)")
 
 
+def _print_jitter(work):
+    if work.system.dram_jitter:
+        print(f"DRAM latency jitter: 0..{work.system.dram_jitter} extra cycles per request (LFSR seed "
+              f"{work.dram_jitter_seed}); the fast model does not model it")
+
+
 def with_program_file(work, path):
     """``work`` with its programs replaced by the program file ``path`` (checked against
     the configuration first): the plan's weights, tokens and golden answer stay, so the
@@ -365,6 +382,7 @@ def with_program_file(work, path):
 
 
 def cmd_run(args):
+    check_jitter_flags(args)
     if (args.waves_from is not None or args.waves_to is not None) and not args.waves:
         raise UsageError("--waves-from and --waves-to choose the cycles of --waves FILE; give --waves too")
     if args.waves_from is not None and args.waves_to is not None and args.waves_to < args.waves_from:
@@ -380,6 +398,7 @@ def cmd_run(args):
         work = with_program_file(work, args.programs)
     result = _engine_run(args, [work])[0].to_json(tech=args.tech)
     _print_run(result)
+    _print_jitter(work)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
@@ -418,6 +437,7 @@ def cmd_compare(args):
     from scheduler.plan import STRATEGIES
     from sim import results
 
+    check_jitter_flags(args)
     works, skipped = prepare_strategies(args, STRATEGIES)
     if not works:
         raise UsageError("no strategy can run here: " + "; ".join(s["reason"] for s in skipped))
@@ -428,6 +448,7 @@ def cmd_compare(args):
     print(f"{hw.name}: provisioned SRAM per chiplet {fmt(hw.provisioned_sram_bytes)} = weight buffer "
           f"{fmt(hw.weight_sram_bytes)}{' (--sram)' if args.sram else ''} + token and accumulator buffers "
           f"{fmt(hw.token_sram_bytes)}")
+    _print_jitter(works[0])
     print(results.table(rows))
     for s in skipped:
         print(s["reason"] if s["reason"].startswith(s["strategy"] + " ") else f"{s['strategy']}: {s['reason']}")
@@ -448,6 +469,16 @@ def add_strategy_flags(p: argparse.ArgumentParser, with_strategy: bool = True) -
     p.add_argument("--layout", default=None, choices=strategies.LAYOUTS,
                    help="FSE-DP slice layout over the DRAM channels (default round-robin); FSE-DP only")
     add_sram_flag(p)
+
+
+def add_jitter_flags(p: argparse.ArgumentParser) -> None:
+    from hw.dram import MAX_JITTER
+
+    p.add_argument("--dram-jitter", type=_integer(0, MAX_JITTER, f"an integer from 0 to {MAX_JITTER}"), default=0,
+                   metavar="J", help="add a random 0..J cycles to every DRAM request's latency (a hardware LFSR in "
+                                     "each channel; a build of its own; RTL only; 0: off)")
+    p.add_argument("--jitter-seed", type=_integer(0, 2 ** 32 - 1, "an integer from 0 to 2**32 - 1"), default=None,
+                   metavar="S", help="seed of the --dram-jitter LFSRs (default 1; 0 draws no jitter)")
 
 
 def add_tech_flag(p: argparse.ArgumentParser) -> None:
@@ -560,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="rtl", choices=["rtl", "fast"], help="simulation engine")
     p.add_argument("--json", metavar="FILE", help="write the run's results as JSON")
     add_tech_flag(p)
+    add_jitter_flags(p)
     p.add_argument("--waves", metavar="FILE",
                    help="write a waveform of the run: FILE.vcd, or FILE.fst (needs liblz4-dev)")
     p.add_argument("--waves-from", type=_cycle, metavar="CYCLE", default=None,
@@ -582,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write {runs: [...], summary: [...]} as JSON")
     p.add_argument("--csv", metavar="FILE", help="write the summary table as CSV")
     add_tech_flag(p)
+    add_jitter_flags(p)
     p.set_defaults(func=cmd_compare)
 
     from sim.eval import area, report, sweep

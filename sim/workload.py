@@ -8,6 +8,7 @@ int32 output each chiplet's accumulators must hold at the end.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,7 @@ class Workload:
     output: np.ndarray            # (L, d) int32 golden layer output
     system: SystemConfig          # the configuration it was checked against (and the RTL builds)
     spec: dict                    # the choices that made it (for result JSON)
+    dram_jitter_seed: int = 0     # RTL with system.dram_jitter > 0: the channels' jitter seed (0: none)
 
     @property
     def strategy(self) -> str:
@@ -83,7 +85,8 @@ def check_tokens(hw: presets.HardwarePreset, tokens: int) -> None:
 
 def prepare(*, preset, model, tokens: int, routing_spec: str, strategy: str, seed: int = 0,
             slices: int | None = None, layout: str | None = None, sram: int | None = None,
-            system: SystemConfig | None = None, with_data: bool = True) -> Workload:
+            system: SystemConfig | None = None, with_data: bool = True, dram_jitter: int = 0,
+            dram_jitter_seed: int = 0) -> Workload:
     """Build a workload from presets and options (raises clear ``ValueError``s).
 
     ``preset`` and ``model`` are preset names, ``.toml`` description files or preset
@@ -95,7 +98,11 @@ def prepare(*, preset, model, tokens: int, routing_spec: str, strategy: str, see
     (:func:`scheduler.program.check_fits`; a :class:`scheduler.plan.FitError` names what
     does not fit) before any data is made, for both engines.  ``with_data=False`` stops
     after the plan and that check (every data field ``None``): what the fast model needs,
-    at any scale, without generating full-size weights."""
+    at any scale, without generating full-size weights.
+
+    ``dram_jitter`` > 0 (RTL only): every DRAM request's latency gets a random 0..J extra
+    cycles (a build of its own, ``SystemConfig.dram_jitter``), drawn from an LFSR seeded
+    by ``dram_jitter_seed`` at the run's start (0: no jitter on that build)."""
     hw = hardware(preset, sram)
     m = presets.get_model(model)
     check_tokens(hw, tokens)
@@ -109,6 +116,10 @@ def prepare(*, preset, model, tokens: int, routing_spec: str, strategy: str, see
         trace = routing.from_spec(routing_spec, tokens, m.num_experts, m.top_k, seed)
     plan = strategies.build_plan(strategy, m, hw, trace, slices=slices, layout=layout)
     system = system or SystemConfig.from_preset(hw)
+    if dram_jitter:
+        system = dataclasses.replace(system, dram_jitter=dram_jitter)
+    if dram_jitter_seed and not system.dram_jitter:
+        raise ValueError(f"a DRAM jitter seed ({dram_jitter_seed}) needs DRAM latency jitter (dram_jitter > 0)")
     program.check_fits(plan, system.tile, system.dram_words, system.dram_program_words)   # before any data
     spec = {"preset": preset if isinstance(preset, str) else hw.name,
             "model": model if isinstance(model, str) else m.name, "tokens": tokens, "routing": routing_spec,
@@ -117,9 +128,11 @@ def prepare(*, preset, model, tokens: int, routing_spec: str, strategy: str, see
             "sram": hw.weight_sram_bytes}
     if plan.successor is not None and spec["layout"] is None:
         spec["layout"] = strategies.DEFAULT_LAYOUT
+    if system.dram_jitter:
+        spec |= {"dram_jitter": system.dram_jitter, "dram_jitter_seed": dram_jitter_seed}
     if not with_data:
         return Workload(plan=plan, layer=None, tokens=None, programs=None, dram_images=None, token_rows=None,
-                        expected=None, output=None, system=system, spec=spec)
+                        expected=None, output=None, system=system, spec=spec, dram_jitter_seed=dram_jitter_seed)
     layer = golden.random_layer(m.num_experts, m.d_model, m.d_ff, seed)
     x = golden.random_tokens(trace.num_tokens, m.d_model, seed)
     progs = program.encode_plan(plan, layer, system.tile)
@@ -133,4 +146,5 @@ def prepare(*, preset, model, tokens: int, routing_spec: str, strategy: str, see
     gate_q = golden.quantize_gate_weights(trace.weights)
     return Workload(plan=plan, layer=layer, tokens=x, programs=progs, dram_images=images,
                     token_rows=token_rows, expected=expected_accumulators(plan, layer, x),
-                    output=golden.moe_layer(layer, x, trace.experts, gate_q), system=system, spec=spec)
+                    output=golden.moe_layer(layer, x, trace.experts, gate_q), system=system, spec=spec,
+                    dram_jitter_seed=dram_jitter_seed)

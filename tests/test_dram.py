@@ -1,10 +1,12 @@
 """The DRAM channel model in the Amaranth simulator: packets of an encoded plan, the
-bandwidth and latency model, back-pressure, errors, and Verilog conversion.
+bandwidth and latency model, back-pressure, errors, latency jitter, and Verilog
+conversion.
 
 Cycle numbers in these tests count from the cycle ``start`` is high (cycle 0); a flit
 "at cycle c" was accepted in cycle c.
 """
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -14,7 +16,7 @@ from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import stream, wiring
 
 from hw.config import SystemConfig
-from hw.dram import DramChannel, DramError
+from hw.dram import DramChannel, DramError, channel_seed, jitter_draws
 from hw.packets import HEADER_BITS, Agent, Flag, PacketKind, flit_layout, parse_packet
 from hw.slice_layout import slice_flits
 from scheduler import golden, presets, program, routing
@@ -66,11 +68,12 @@ def image_words(image) -> list[int]:
     return [int.from_bytes(np.asarray(row, np.uint8).tobytes(), "little") for row in image]
 
 
-def run_program(dut, words, image=(), *, ready=None, limit=100_000, length=None, after=None) -> Run:
+def run_program(dut, words, image=(), *, ready=None, limit=100_000, length=None, after=None, seed=None) -> Run:
     """Load ``image`` (word integers) and ``words`` through the host ports, start, and
     consume ``out`` until ``done`` (``ready(cycle) -> bool``, default always ready).
 
-    ``after(ctx, run)``, if given, runs once ``done`` is seen (for a second phase)."""
+    ``after(ctx, run)``, if given, runs once ``done`` is seen (for a second phase).
+    ``seed``: the ``jitter_seed`` of a channel with latency jitter."""
     run = Run()
     ready = ready or (lambda c: True)
 
@@ -80,6 +83,8 @@ def run_program(dut, words, image=(), *, ready=None, limit=100_000, length=None,
         for addr, w in enumerate(words):
             await stream_put(ctx, dut.program_wr, {"addr": addr, "data": w})
         ctx.set(dut.program_words, len(words) if length is None else length)
+        if seed is not None:
+            ctx.set(dut.jitter_seed, seed)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
@@ -404,6 +409,99 @@ def test_constructor_rejects_bad_parameters():
                    "Bucket depth in beats must be a positive integer, not 0")
     assert_rejects(lambda: DramChannel(link_bytes=8, word_bytes=64), ValueError,
                    "Link width must be at least 12 bytes to carry a header flit, not 8")
+    assert_rejects(lambda: DramChannel(jitter=-1), TypeError,
+                   "Latency jitter must be an integer of at least 0, not -1")
+    assert_rejects(lambda: DramChannel(jitter=1 << 16), ValueError,
+                   "Latency jitter must be at most 65535, not 65536")
+
+
+# --- latency jitter ------------------------------------------------------------------------
+
+def _streams(n, slot_words):
+    return [("SLICE" if k % 2 else "WEIGHT", k, k, 1, (k * slot_words) % 200) for k in range(n)]
+
+
+def _latencies(run):
+    """Cycles from each packet's header to its first payload flit."""
+    heads, firsts, after_header = [], [], False
+    for cycle, _, _, is_header in run.flits:
+        if is_header:
+            heads.append(cycle)
+        elif after_header:
+            firsts.append(cycle)
+        after_header = is_header
+    return [f - h for h, f in zip(heads, firsts)]
+
+
+@pytest.mark.parametrize("seed", [1, 0xC0FFEE])
+def test_jitter_adds_each_request_its_lfsr_draw(seed):
+    """One request in flight: every packet's first payload flit waits ``latency + j``
+    after its header, ``j`` the request's draw from the LFSR (its software mirror), and
+    the draws vary."""
+    n, jitter = 12, 7
+    dut = channel(latency=16, rate=(1, 4), requests=1, jitter=jitter)
+    run = run_program(dut, stream_program(_streams(n, 2), slot_words=2), random_image(256), seed=seed)
+    draws = jitter_draws(seed, jitter, n)
+    assert _latencies(run) == [16 + j for j in draws]
+    assert len(set(draws)) > 3 and max(draws) <= jitter
+
+
+def test_jitter_seed_zero_draws_none():
+    """Seed 0 (the LFSR's fixed point): every flit at the cycle of a channel without jitter."""
+    words, image = stream_program(_streams(8, 3), slot_words=3), random_image(256)
+    plain = run_program(channel(latency=16, rate=(1, 4)), words, image)
+    zero = run_program(channel(latency=16, rate=(1, 4), jitter=40), words, image, seed=0)
+    assert zero.flits == plain.flits and zero.done_cycle == plain.done_cycle
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_jitter_keeps_program_order_under_back_pressure(seed):
+    """Three requests in flight, jitter up to 60 cycles on a 4-cycle latency (a later
+    request often passes its latency first) and random back-pressure: every packet
+    arrives in program order with its own words, and the channel is slower than without
+    jitter."""
+    rng = random.Random(seed)
+    n, slot_words = 16, 3
+    streams, image = _streams(n, slot_words), random_image(256, seed)
+    words = stream_program(streams, slot_words=slot_words)
+    ready = [rng.random() < 0.7 for _ in range(20_000)]
+    runs = {j: run_program(channel(latency=4, rate=(1, 2), requests=3, jitter=j), words, image,
+                           ready=lambda c: ready[c], seed=seed if j else None) for j in (0, 60)}
+    for run in runs.values():
+        packets = [parse_packet(p, LINK) for p in run.packets()]
+        assert [(p.header["expert"], p.header["slice"]) for p in packets] == [(k, k) for k in range(n)]
+        for p, (_, _, _, _, addr) in zip(packets, streams):
+            flits = expected_flits(image, addr, slot_words)
+            assert p.payload == b"".join(f.to_bytes(LINK, "little") for f in flits)
+    assert runs[60].done_cycle > runs[0].done_cycle
+    assert runs[60].stats["wait_latency"] > runs[0].stats["wait_latency"]
+
+
+def test_channel_seeds_differ_per_channel_and_keep_zero():
+    """``channel_seed`` in HDL equals its integer form; channels get different seeds whose
+    first draws are unrelated, and seed 0 stays 0 (no jitter) on every channel."""
+    from amaranth.hdl import Signal
+    from amaranth.sim import Simulator
+
+    seeds = [0, 1, 2, 0xDEADBEEF, 0xFFFFFFFF]
+    m = Module()
+    sig = Signal(32)
+    outs = [Signal(32, name=f"seed{k}") for k in range(4)]
+    m.d.comb += [o.eq(channel_seed(sig, k, m)) for k, o in enumerate(outs)]
+    got = []
+
+    async def tb(ctx):
+        for s in seeds:
+            ctx.set(sig, s)
+            got.append([ctx.get(o) for o in outs])
+
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()
+    assert got == [[channel_seed(s, k) for k in range(4)] for s in seeds]
+    assert got[0] == [0] * 4 and all(len(set(row)) == 4 for row in got[1:])
+    firsts = [jitter_draws(channel_seed(1, k), 2000, 1)[0] for k in range(4)]
+    assert max(firsts) - min(firsts) > 500, firsts
 
 
 # --- with the router -----------------------------------------------------------------------
@@ -488,3 +586,6 @@ def test_converts_to_verilog():
     for port in ("out__valid", "out__ready", "out__payload", "weight_wr__payload", "program_wr__payload",
                  "start", "done", "error", "stats__flits", "stats__stalled"):
         assert port in text
+    assert "jitter" not in text          # no jitter logic unless asked for
+    text = to_verilog(DramChannel.from_config(dataclasses.replace(SYSTEM, dram_jitter=9)), "dram_channel")
+    assert "input [31:0] jitter_seed" in text and "jitter_lfsr" in text

@@ -16,6 +16,9 @@ def simulate(workload, *, tracing=False):
     parts), with ``.result`` the :class:`sim.results.RunResult`."""
     from .system import FastSystem
 
+    if workload.system.dram_jitter:
+        raise ValueError(f"the fast model does not model DRAM latency jitter (dram_jitter "
+                         f"{workload.system.dram_jitter}); run it on the RTL engine")
     system = FastSystem(workload, tracing=tracing)
     system.result = system.run()
     return system

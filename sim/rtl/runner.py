@@ -193,7 +193,8 @@ def _job(workloads: list[Workload], config: SystemConfig, out: pathlib.Path, clo
         macs = w.plan.macs()
         limit = 20 * (macs // config.tile.word_bytes + sum(len(i) for i in w.dram_images) * 64) + 200000
         job["workloads"].append({"tiles": tiles, "drams": drams, "cycle_limit": int(limit),
-                                 "stall_window": STALL_WINDOW, "age_limit": 0})
+                                 "stall_window": STALL_WINDOW, "age_limit": 0,
+                                 "dram_jitter_seed": int(w.dram_jitter_seed)})
     return job
 
 

@@ -148,6 +148,8 @@ async def run_job(dut):
         dut.start.value = 0
         dut.clear.value = 0
         dut.age_limit.value = w["age_limit"]
+        if w.get("dram_jitter_seed") or hasattr(dut, "dram_jitter_seed"):   # a build with DRAM latency jitter
+            dut.dram_jitter_seed.value = w.get("dram_jitter_seed", 0)
         for i in range(tiles):
             _sig(dut, f"t{i}_host__valid").value = 0
             _sig(dut, f"t{i}_host_resp__ready").value = 0
