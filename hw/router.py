@@ -20,7 +20,7 @@ from .faults import Fault, unit_fault_layout
 from .link import link_signature
 from .packets import NUM_VCS, VC_SLOT, VC_TILE, Agent, Flag, Header, PacketKind, check_link_bytes, flit_layout
 from .slot_table import SlotState, SlotTable, check_count
-from .watchdog import WAIT_BITS, Wait, progress_layout, wait_arg
+from .watchdog import Wait, progress_layout, wait_arg
 
 __all__ = ["Dir", "DIRS", "Router", "RouterError", "tile_signature", "config_signature",
            "stats_signature", "input_channel_names"]
