@@ -4,8 +4,10 @@ Each fault of ``hw.faults`` is injected into a small FSE-DP run on the rtl-2x2 b
 fault injection (one Verilator build; the fault, its chiplet, argument and cycle are
 chosen at run time): every error ends the run with the one line naming the chiplet, the
 unit, the error and the cycle, soon after the injection and with the system stopped
-there; a stuck link and lost credits are named by the watchdog within its limits.  The
-default build has none of the injection logic.
+there; the watchdog names a stuck link and lost credits at once (its link checks), and a
+receiver that stops freeing its input when nothing moves any more or, with a small
+``age_limit``, by the starvation check.  The default build has none of the injection
+logic.
 """
 
 import dataclasses
@@ -22,7 +24,7 @@ from sim.workload import prepare
 
 pytestmark = pytest.mark.cocotb
 
-#: The cycle each fault becomes active: mid-run (the default-sized run takes ~8,000).
+#: The cycle each fault becomes active: mid-run (the run takes about 11,400 cycles).
 AT = 2000
 
 
@@ -35,6 +37,14 @@ def work():
 @pytest.fixture(scope="module")
 def built(work):
     return rtl.build(work.system, faults=True)
+
+
+def _within(work):
+    """Cycles within which a fault acting on the next slot fill, forward or arrival has
+    acted: two slices' time from DRAM (each chiplet's channel streams one slice after
+    another), plus the access latency."""
+    num, den = work.system.dram_rate
+    return 2 * (work.plan.slot_bytes // work.system.tile.link_bytes) * den // num + work.system.dram_latency
 
 
 def _direction(work, src, dst):
@@ -83,7 +93,7 @@ def test_a_flit_without_a_credit_stops_the_system(work, built):
     channel = 2 * _direction(work, s, 0) + 1          # s's input from chiplet 0, VC 1
     exc = _inject(work, built, Fault.CREDIT_OVERFLOW, s, channel)
     _error_line(exc, rf"chiplet {s} router: BUFFER_OVERFLOW at cycle (\d+) \(a flit arrived without a credit\)",
-                AT, 2000)
+                AT, _within(work))
 
 
 def test_an_unreserved_fill_is_blocked_and_stops_the_system(work, built):
@@ -91,7 +101,7 @@ def test_an_unreserved_fill_is_blocked_and_stops_the_system(work, built):
     one): the write is blocked and FILL_NOT_RESERVED stops the system at its first flit."""
     exc = _inject(work, built, Fault.UNRESERVED_FILL, 3)
     _error_line(exc, r"chiplet 3 router: FILL_NOT_RESERVED at cycle (\d+) \(a fill for a slot that was not "
-                     r"reserved \(the write was blocked\)\)", AT, 2000)
+                     r"reserved \(the write was blocked\)\)", AT, _within(work))
 
 
 def test_a_corrupt_header_length_stops_the_system(work, built):
@@ -100,21 +110,21 @@ def test_a_corrupt_header_length_stops_the_system(work, built):
     s = work.plan.successor[1]
     exc = _inject(work, built, Fault.LENGTH, 1)
     _error_line(exc, rf"chiplet {s} router: LENGTH_MISMATCH at cycle (\d+) \(payload flits differ from the "
-                     rf"header's length\)", AT, 2000)
+                     rf"header's length\)", AT, _within(work))
 
 
 def test_a_controller_error_stops_the_system(work, built):
     exc = _inject(work, built, Fault.UNKNOWN_EXPERT, 2)
     _error_line(exc, r"chiplet 2 controller: UNKNOWN_EXPERT at cycle (\d+) \(an arrival for an expert without "
-                     r"a valid EXPERT entry\)", AT, 2000)
+                     r"a valid EXPERT entry\)", AT, _within(work))
 
 
 def test_a_dram_channel_error_stops_the_system_at_once(work, built):
     """DRAM_OPCODE: the channel of chiplet 1 (channel 1) reads the STREAM it waits on as
-    an unknown opcode; two cycles later (the error bit is a register) the system stops."""
+    an unknown opcode; one cycle later (the error bit is a register) the system stops."""
     exc = _inject(work, built, Fault.DRAM_OPCODE, 1, at=500)
     _error_line(exc, r"chiplet 1 DRAM channel 1: OPCODE at cycle (\d+) \(an opcode other than SET, STREAM, "
-                     r"END\)", 500, 2)
+                     r"END\)", 500, 1)
 
 
 def _watchdog_line(exc, chiplet, text, at):
