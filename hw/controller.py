@@ -6,8 +6,6 @@ error bits and :class:`HostOp` for the host port's commands (with software encod
 below, used by testbenches and the system loader alike).
 """
 
-import enum as py_enum
-
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -16,11 +14,13 @@ from amaranth.lib.wiring import In, Out
 
 from . import isa
 from .config import TileConfig
+from .errors import ControllerError
 from .gearbox import Gearbox
 from .packets import HEADER_BITS, Header, PacketKind, check_link_bytes, flit_layout
 from .requant import MULT_BITS, SHIFT_BITS
 from .sram import AccOp, check_positive, check_pow2, index_bits, read_port_signature
 from .tile_datapath import fs_max_for
+from .watchdog import WAIT_BITS, Wait
 
 __all__ = ["Controller", "ControllerError", "HostOp", "HOST_BEAT_BITS", "host_command_layout",
            "counters_signature", "network_config_signature",
@@ -31,27 +31,7 @@ __all__ = ["Controller", "ControllerError", "HostOp", "HOST_BEAT_BITS", "host_co
 HOST_BEAT_BITS = 64
 
 
-class ControllerError(py_enum.IntFlag):
-    """Bits of :attr:`Controller.error` (sticky until the next ``start``).  Any of them
-    stops the controller from issuing work: no further instruction, job or packet starts
-    (a packet already being injected is completed, so the network is never left with half
-    a packet); received packets are still drained, and dropped if they are malformed."""
-
-    UNKNOWN_OPCODE = 1      # an instruction word with an opcode outside hw.isa.Opcode
-    NO_END = 2              # the program counter ran off the program memory without END
-    UNKNOWN_EXPERT = 4      # an arrival for an expert without a valid EXPERT entry
-    ROW_RANGE = 8           # ENTRY, REMOTE or SEND row >= TOKEN_ROWS
-    TABLE_OVERFLOW = 16     # EXPERT id >= max_experts or first + count > table entries; too many ENTRYs
-    PACKET_ROW = 32         # a TOKEN or RESULT packet for a row >= TOKEN_ROWS (dropped)
-    EXTRA_ARRIVAL = 64      # more arrivals than ARRIVALS
-    BAD_OPERAND = 128       # SET of an unknown register or a value the build cannot hold (at END:
-                            # SLOTS * SLOT_WORDS > weight words); LUT index not a multiple of 4;
-                            # REMOTE with uses 0 or for a row already marked remote
-    BAD_PACKET = 256        # an ejected packet of another kind or the wrong length, or more TOKEN /
-                            # RESULT packets than TOKENS / RESULTS (dropped)
-    USES_UNDERFLOW = 512    # a job used a remote row whose result had already been sent home
-
-
+#: Width of :attr:`Controller.error` (the bits are :class:`hw.errors.ControllerError`).
 ERROR_BITS = len(ControllerError)
 
 
@@ -194,7 +174,19 @@ class Controller(wiring.Component):
         Responses of ``TOKEN_READ`` and ``ACC_READ``, in order.
     start : In(1)
     running, done : Out(1)
+    stop : In(1)
+        Stop issuing work, as an error does (the system stops every controller at the
+        first error anywhere, or when its watchdog fires); sets no error bit.
     error : Out(len(ControllerError))
+        Sticky :class:`hw.errors.ControllerError` bits.
+    progress : Out(1)
+        The controller made progress this cycle: an instruction or table-scan step, an
+        arrival, job or finished job taken, a flit injected or ejected, an accumulator or
+        token-buffer access, a step of the remote-row walk.
+    wait : Out(hw.watchdog.WAIT_BITS)
+        While running, what it waits for (:class:`hw.watchdog.Wait`): its router to take a
+        packet (``SEND``), the slice engine (``ENGINE``), tokens (``TOKEN``), arrivals
+        (``ARRIVAL``), results (``RESULT``), first that applies.
     counters : Out(counters_signature(counter_bits))
     net_cfg : Out(network_config_signature(max_slots))
     arrival : In(stream.Signature(...))
@@ -281,7 +273,10 @@ class Controller(wiring.Component):
             "start": In(1),
             "running": Out(1),
             "done": Out(1),
+            "stop": In(1),
             "error": Out(ERROR_BITS),
+            "progress": Out(1),
+            "wait": Out(WAIT_BITS),
             "counters": Out(counters_signature(counter_bits)),
             "net_cfg": Out(network_config_signature(max_slots)),
             "arrival": In(stream.Signature(self.arrival_layout)),
@@ -350,7 +345,7 @@ class Controller(wiring.Component):
 
         err = Signal(ERROR_BITS, name="error_now")
         halted = Signal(name="halted")
-        m.d.comb += halted.eq(self.error != 0)
+        m.d.comb += halted.eq((self.error != 0) | self.stop)
         m.d.sync += self.error.eq(self.error | err)
         with m.If(err.any()):
             m.d.sync += self.done.eq(0)
@@ -677,7 +672,7 @@ class Controller(wiring.Component):
         w_entry = Signal(self.list_bits, name="walk_entry")
         w_left = Signal(range(self.table_entries + 1), name="walk_left")
         m.d.comb += ent_r.addr.eq(Mux(in_scan, scan_i, w_entry))
-        with m.FSM(name="walk"):
+        with m.FSM(name="walk") as walk_fsm:
             with m.State("IDLE"):
                 m.d.comb += [walk_idle.eq(1), walks.r_en.eq(1)]
                 with m.If(walks.r_rdy):
@@ -1026,4 +1021,25 @@ class Controller(wiring.Component):
                 req_valid.eq(0),
             ]
             m.d.sync += [getattr(cnt, name).eq(0) for name, _ in counters_signature(cb).members.items()]
+
+        # ---- watchdog: progress and what the controller waits for ---------------------------
+        fire = lambda s_: s_.valid & s_.ready  # noqa: E731
+        # The walk moves every cycle except while its RESULT request waits for the sender.
+        walk_step = ((~walk_fsm.ongoing("IDLE") & ~(walk_fsm.ongoing("SEND") & (req_valid | dec_req | halted)))
+                     | (walks.r_en & walks.r_rdy))
+        m.d.comb += self.progress.eq(
+            fsm.ongoing("FETCH") | advance | in_scan | fire(self.dp_silu_wr) | arr_fire | job_fire
+            | fire(self.dp_done) | fire(inj) | fire(ej) | fire(ac) | fire(tw) | walk_step | tx_start | tr_take)
+        with m.If(~tx_idle | req_valid):
+            m.d.comb += self.wait.eq(Wait.SEND)
+        with m.Elif(b_valid & b_remote & (tokens_in != n_tokens)):
+            m.d.comb += self.wait.eq(Wait.TOKEN)
+        with m.Elif(b_valid | (jobs_done != cnt.jobs)):
+            m.d.comb += self.wait.eq(Wait.ENGINE)
+        with m.Elif(cnt.arrivals != n_arrivals):
+            m.d.comb += self.wait.eq(Wait.ARRIVAL)
+        with m.Elif(tokens_in != n_tokens):
+            m.d.comb += self.wait.eq(Wait.TOKEN)
+        with m.Elif(cnt.results_received != n_results):
+            m.d.comb += self.wait.eq(Wait.RESULT)
         return m

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from amaranth.hdl import Cat, Const, Mux, Signal
 from amaranth.lib.fifo import SyncFIFOBuffered
 
+from .errors import SLOT_ERRORS, RouterError, bit
+from .faults import Fault
 from .packets import HEADER_BITS, NUM_VCS, VC_SLOT, VC_TILE, Header, PacketKind
 
 __all__ = ["Dir", "DIRS", "Channel", "Outputs", "rr_pick", "count", "header", "mesh_position",
@@ -113,9 +115,15 @@ def mesh_position(m, cfg):
     return cols, n_chiplets, my_row, my_col
 
 
-def link_inputs(m, router, error):
+def link_inputs(m, router, error, fault=None):
     """The link input buffers: returns the eight link input channels (direction-major,
-    VC-minor) and their FIFOs.  A flit arriving without a credit sets ``error[4]``."""
+    VC-minor) and their FIFOs.  A flit arriving without a credit (at a full buffer) sets
+    ``BUFFER_OVERFLOW`` (the flit is lost; the system stops at the error).
+
+    ``fault`` (test-only, :func:`hw.faults.unit_fault_layout`): with
+    :attr:`~hw.faults.Fault.CREDIT_OVERFLOW` the input channel ``fault.arg`` is no longer
+    freed, and each flit that arrives there returns its credit at once; with
+    :attr:`~hw.faults.Fault.STUCK_INPUT` it is no longer freed."""
     ics, fifos = [], []
     W = router.width
     for d, port in enumerate(router.inputs):
@@ -136,8 +144,16 @@ def link_inputs(m, router, error):
                 fifo.r_en.eq(ic.ready),
             ]
             with m.If(push & ~fifo.w_rdy):
-                m.d.comb += error[4].eq(1)
-            credit.append(fifo.r_rdy & ic.ready)
+                m.d.comb += error[bit(RouterError.BUFFER_OVERFLOW)].eq(1)
+            if fault is None:
+                credit.append(fifo.r_rdy & ic.ready)
+            else:
+                hold, overflow = Signal(name=f"fault_hold_{DIRS[d]}{v}"), Signal(name=f"fault_overflow_{DIRS[d]}{v}")
+                m.d.comb += [overflow.eq((fault.code == Fault.CREDIT_OVERFLOW) & (fault.arg == 2 * d + v)),
+                             hold.eq(overflow | ((fault.code == Fault.STUCK_INPUT) & (fault.arg == 2 * d + v)))]
+                with m.If(hold):
+                    m.d.comb += [ic.valid.eq(0), fifo.r_en.eq(0)]
+                credit.append(Mux(hold, overflow & push, fifo.r_rdy & ic.ready))
             ics.append(ic)
         m.d.comb += port.credit.eq(Cat(*credit))
     return ics, fifos
@@ -233,8 +249,10 @@ def output_allocators(m, ics, targets, oc_vc, width):
 
 def link_arbiters(m, router, out):
     """Each link output: credits per VC, the VC picked round-robin among those with a
-    flit and a credit, and the link counters (flits, header flits, busy, stalled)."""
+    flit and a credit, and the link counters (flits, header flits, busy, stalled).
+    Returns the eight credit counters (output channel order)."""
     st = router.stats
+    all_credits = []
     for d, port in enumerate(router.outputs):
         credits = []
         can = []
@@ -243,6 +261,7 @@ def link_arbiters(m, router, out):
             credit = Signal(range(router.buffer_depth + 1), init=router.buffer_depth,
                             name=f"out_{DIRS[d]}_credit{v}")
             credits.append(credit)
+            all_credits.append(credit)
             c = Signal(name=f"out_{DIRS[d]}_can{v}")
             m.d.comb += c.eq(out.offer[o] & (credit != 0))
             can.append(c)
@@ -269,11 +288,12 @@ def link_arbiters(m, router, out):
         count(m, router.clear, st.link_header_flits[d], sent & ~Mux(pick, locked[2 * d + 1], locked[2 * d]))
         count(m, router.clear, st.link_busy[d], busy)
         count(m, router.clear, st.link_stalled[d], (offer[2 * d] | offer[2 * d + 1]) & ~sent)
+    return all_credits
 
 
 def tile_and_drop_sinks(m, router, out, *, oc_tile, oc_drop, error):
     """The tile's ejection port on output channel ``oc_tile``; the drop sink on
-    ``oc_drop`` takes every flit and sets ``error[5]`` for each packet."""
+    ``oc_drop`` takes every flit and sets ``DROPPED_PACKET`` for each packet."""
     tile = router.tile
     m.d.comb += [
         out.send[oc_drop].eq(out.offer[oc_drop]),
@@ -286,16 +306,17 @@ def tile_and_drop_sinks(m, router, out, *, oc_tile, oc_drop, error):
     with m.If(out.send[oc_drop]):
         m.d.sync += drop_head.eq(out.last[oc_drop])
         with m.If(drop_head):
-            m.d.comb += error[5].eq(1)
+            m.d.comb += error[bit(RouterError.DROPPED_PACKET)].eq(1)
 
 
 def input_bookkeeping(m, router, ics, out, channel_index):
     """Each input's ready (its owner channel took the flit), head tracking, waiting bit
     and starvation age; ``channel_index[i]`` is input ``i``'s bit in ``stats.waiting``
     (:func:`hw.router.input_channel_names`).  The first input, by channel index, to wait
-    ``cfg.age_limit`` cycles sets ``stats.starved``."""
+    ``cfg.age_limit`` cycles sets ``stats.starved``.  Returns ``(waiting, ages)``: per
+    channel index, the input's waiting bit and its age (cycles its head flit has waited)."""
     st, cfg = router.stats, router.cfg
-    waiting, starve_hit = {}, {}
+    waiting, starve_hit, ages = {}, {}, {}
     for i, ic in enumerate(ics):
         m.d.comb += ic.ready.eq(Cat(*[out.send[o] & s for o in range(len(out.send))
                                       for (j, s) in out.owner_of[o] if j == i]).any())
@@ -305,6 +326,7 @@ def input_bookkeeping(m, router, ics, out, channel_index):
         m.d.comb += w.eq(ic.valid & ~ic.ready)
         waiting[channel_index[i]] = w
         age = Signal(32, name=f"ic_{ic.name}_age")
+        ages[channel_index[i]] = age
         with m.If(w):
             with m.If(age != 0xFFFF_FFFF):
                 m.d.sync += age.eq(age + 1)
@@ -316,11 +338,13 @@ def input_bookkeeping(m, router, ics, out, channel_index):
         for k in sorted(starve_hit, reverse=True):
             with m.If(starve_hit[k]):
                 m.d.sync += [st.starved.eq(1), st.starved_channel.eq(k)]
+    return waiting, ages
 
 
 def port_counters_and_errors(m, router, out, error):
     """The tile ports' flit counters, the crossbar's switched flits (every output channel's
-    flit, summed per cycle), and the sticky error bits 4 and up of ``stats.error``."""
+    flit, summed per cycle), and the sticky error bits of ``stats.error`` above the slot
+    table's (:data:`hw.errors.SLOT_ERRORS`)."""
     st, tile, clear = router.stats, router.tile, router.clear
     count(m, clear, st.eject_flits, tile.eject.valid & tile.eject.ready)
     count(m, clear, st.inject_flits, tile.inject.valid & tile.inject.ready)
@@ -328,4 +352,5 @@ def port_counters_and_errors(m, router, out, error):
         m.d.sync += st.switched_flits.eq(0)
     with m.Else():
         m.d.sync += st.switched_flits.eq(st.switched_flits + sum(out.send))
-    m.d.sync += st.error[4:].eq(st.error[4:] | error[4:])
+    low = int(SLOT_ERRORS).bit_length()
+    m.d.sync += st.error[low:].eq(st.error[low:] | error[low:])

@@ -10,13 +10,12 @@ point of the model: payload beats leave at the channel's bandwidth after an acce
 latency, and the router's back-pressure (slot allocation, R6) stalls them.
 """
 
-import enum as py_enum
-
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .errors import DramError
 from .isa import INSTRUCTION_BITS, Instruction, Opcode, Reg, StreamKind
 from .packets import HEADER_BITS, Flag, Header, PacketKind, check_link_bytes, flit_layout
 
@@ -84,17 +83,6 @@ def jitter_draws(seed: int, jitter: int, n: int) -> list[int]:
         out.append(jitter_draw(state, jitter))
         state = lfsr_advance(state)
     return out
-
-
-class DramError(py_enum.IntFlag):
-    """Bits of :attr:`DramChannel.error` (sticky until the next ``start``).  Every error
-    stops the program at the offending instruction: nothing after it is issued, the
-    packets issued before it are completed, then ``done`` rises."""
-
-    OPCODE = 1        # an opcode other than SET, STREAM, END
-    SET = 2           # SET of a register the channel does not have, or a value out of range
-    RANGE = 4         # STREAM with SLOT_WORDS = 0, or addr + SLOT_WORDS > dram_words
-    MISSING_END = 8   # the program ran past its last word without an END
 
 
 def _check_int(what: str, value, low: int, high: int | None = None) -> int:
@@ -250,6 +238,10 @@ class DramChannel(wiring.Component):
     jitter : int
         Random extra latency per request, 0..``jitter`` cycles (0, the default: none,
         and no jitter logic or port at all).
+    faults : bool
+        Test only (default False, which adds nothing): a ``fault_opcode`` input; while it
+        is high the instruction being executed reads as an unknown opcode
+        (:attr:`hw.faults.Fault.DRAM_OPCODE`).
 
     Members
     -------
@@ -264,12 +256,16 @@ class DramChannel(wiring.Component):
     program_words : In(range(program_words + 1))
         Program length, sampled with ``start``; running past it without an END is an
         error.
+    stop : In(1)
+        Issue nothing more: no request enters the queue and no flit is offered (the
+        system stops every channel at the first error anywhere, or when its watchdog
+        fires).
     busy : Out(1)
         From the cycle after ``start`` until ``done`` rises.
     done : Out(1)
         Sticky: the program stopped (END or error) and every issued packet was accepted.
     error : Out(4)
-        Sticky :class:`DramError` bits.
+        Sticky :class:`hw.errors.DramError` bits.
     out : Out(stream.Signature({data, last}))
         Packets for the router's ``dram`` port.
     stats : Out(stats_signature(counter_bits))
@@ -292,7 +288,7 @@ class DramChannel(wiring.Component):
 
     def __init__(self, *, word_bytes: int = 64, link_bytes: int = 16, dram_words: int = 2048,
                  rate=(1, 16), latency: int = 16, program_words: int = 1024, bucket_beats: int = 2,
-                 requests: int = 2, counter_bits: int = 32, jitter: int = 0):
+                 requests: int = 2, counter_bits: int = 32, jitter: int = 0, faults: bool = False):
         check_link_bytes(link_bytes)
         _check_int("Word size in bytes", word_bytes, 1)
         if word_bytes % link_bytes:
@@ -309,6 +305,9 @@ class DramChannel(wiring.Component):
         _check_int("Requests in flight", requests, 1)
         _check_int("Counter width", counter_bits, 8, 64)
         _check_int("Latency jitter", jitter, 0, MAX_JITTER)
+        if not isinstance(faults, bool):
+            raise TypeError(f"Fault injection must be True or False, not {faults!r}")
+        self.faults = faults
         self.word_bytes, self.link_bytes, self.dram_words = word_bytes, link_bytes, dram_words
         self.rate, self.latency, self.program_depth = rate, latency, program_words
         self.bucket_beats, self.requests, self.counter_bits = bucket_beats, requests, counter_bits
@@ -326,6 +325,7 @@ class DramChannel(wiring.Component):
             "program_wr": In(stream.Signature(data.StructLayout({
                 "addr": range(program_words), "data": unsigned(INSTRUCTION_BITS)}))),
             "start": In(1),
+            "stop": In(1),
             "program_words": In(range(program_words + 1)),
             "busy": Out(1),
             "done": Out(1),
@@ -335,6 +335,8 @@ class DramChannel(wiring.Component):
         }
         if jitter:
             members["jitter_seed"] = In(32)
+        if faults:
+            members["fault_opcode"] = In(1)
         super().__init__(members)
 
     @classmethod
@@ -461,6 +463,9 @@ class DramChannel(wiring.Component):
         with m.Elif(~stopping):
             with m.If(pc == prog_len):
                 m.d.comb += [err.eq(DramError.MISSING_END), halt.eq(1)]
+            if self.faults:
+                with m.Elif(self.fault_opcode):
+                    m.d.comb += [err.eq(DramError.OPCODE), halt.eq(1)]
             with m.Elif(instr.opcode == Opcode.END):
                 m.d.comb += halt.eq(1)
             with m.Elif(instr.opcode == Opcode.SET):
@@ -476,7 +481,7 @@ class DramChannel(wiring.Component):
             with m.Elif(instr.opcode == Opcode.STREAM):
                 with m.If((slot_words == 0) | (end_word > self.dram_words)):
                     m.d.comb += [err.eq(DramError.RANGE), halt.eq(1)]
-                with m.Elif((count < R) | pop):
+                with m.Elif(((count < R) | pop) & ~self.stop):
                     m.d.comb += [push.eq(1), advance.eq(1)]
             with m.Else():
                 m.d.comb += [err.eq(DramError.OPCODE), halt.eq(1)]
@@ -519,13 +524,13 @@ class DramChannel(wiring.Component):
         is_last = Signal(name="is_last")
         m.d.comb += is_last.eq(beats_left == 1)
         with m.If(has_head & ~in_payload):
-            m.d.comb += [self.out.valid.eq(1), self.out.payload.data.eq(header),
+            m.d.comb += [self.out.valid.eq(~self.stop), self.out.payload.data.eq(header),
                          self.out.payload.last.eq(0),   # SLOT_WORDS >= 1: a payload follows
                          wrp.addr.eq(head.addr), wrp.en.eq(1)]
             with m.If(accept):
                 m.d.sync += [in_payload.eq(1), beats_left.eq(head.length), word.eq(head.addr), lane.eq(0)]
         with m.Elif(has_head):
-            m.d.comb += [self.out.valid.eq(elapsed & (credit >= den)),
+            m.d.comb += [self.out.valid.eq(elapsed & (credit >= den) & ~self.stop),
                          self.out.payload.data.eq(lane_data), self.out.payload.last.eq(is_last),
                          taken.eq(accept), wrp.addr.eq(word + 1)]
             with m.If(accept):

@@ -7,9 +7,7 @@ weight slots (:class:`hw.slot_table.SlotTable`); the tile computes on slots and 
 when it is done.  See :class:`Router` for ports and protocols.
 """
 
-import enum as py_enum
-
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -17,28 +15,15 @@ from amaranth.lib.wiring import In, Out
 from .crossbar import (DIRS, Channel, Dir, count, header, input_bookkeeping, link_arbiters, link_inputs,
                        mesh_position, output_allocators, port_counters_and_errors, route_computer, rr_pick,
                        stamp_source, tile_and_drop_sinks)
+from .errors import SLOT_ERRORS, RouterError, bit
+from .faults import Fault, unit_fault_layout
 from .link import link_signature
 from .packets import NUM_VCS, VC_SLOT, VC_TILE, Agent, Flag, Header, PacketKind, check_link_bytes, flit_layout
 from .slot_table import SlotState, SlotTable, check_count
+from .watchdog import Wait, progress_layout, wait_arg
 
 __all__ = ["Dir", "DIRS", "Router", "RouterError", "tile_signature", "config_signature",
            "stats_signature", "input_channel_names"]
-
-
-class RouterError(py_enum.IntFlag):
-    """Bits of ``stats.error`` (sticky; none is ever set in a correct system).  The low
-    four bits are :class:`hw.slot_table.SlotError`."""
-
-    FILL_NOT_RESERVED = 1
-    COMPUTE_NOT_PENDING = 2
-    FORWARD_NOT_PENDING = 4
-    RELEASE_FREE_SLOT = 8
-    BUFFER_OVERFLOW = 16       # a flit arrived without a credit
-    DROPPED_PACKET = 32        # wrong VC for its kind, unknown kind, dst outside the mesh
-    REQUEST_OVERFLOW = 64      # more RESERVEs queued than agents exist
-    UNEXPECTED_GRANT = 128     # a GRANT for an agent with no request in flight
-    LENGTH_MISMATCH = 256      # payload flits differ from the header's length
-    CONTROL_PAYLOAD = 512      # a control packet with payload flits
 
 
 def config_signature(max_slots: int) -> wiring.Signature:
@@ -141,7 +126,7 @@ def stats_signature(max_slots: int, counter_bits: int = 32, max_chiplets: int = 
     free_count, occupancy, high_water : range(max_slots + 1)
         Free slots; slots in use; largest occupancy since the last ``clear``.
     error : 10 bits
-        Sticky :class:`RouterError` bits.
+        Sticky :class:`hw.errors.RouterError` bits.
     starved : 1, starved_channel : 4 bits
         Sticky: a flit waited ``cfg.age_limit`` cycles at an input (which one: an index
         into :func:`input_channel_names`).
@@ -166,6 +151,25 @@ def stats_signature(max_slots: int, counter_bits: int = 32, max_chiplets: int = 
         RESERVEs queued here, waiting for a free slot.
     dram_waiting : 1
         The DRAM channel offers a packet that waits for slots (R6) or a grant.
+    progress : 1
+        The router made progress this cycle: a flit entered an input buffer, crossed the
+        crossbar, was written into a slot or taken from the DRAM channel, a fill
+        completed, or a credit came back.
+    watch : hw.watchdog.progress_layout()
+        Watchdog report: ``since`` cycles since the last progress (0 while ``idle``);
+        what the router waits for (:class:`hw.watchdog.Wait`): the input whose head flit
+        has waited longest (found by a scan of one input per cycle) and what holds it (a
+        credit, the link, an output held by another packet, the tile, the slot write
+        port; ``arg`` = ``wait_arg(output, input)``), else the forward engine's GRANT
+        (``arg``: the chiplet asked) or RELEASE, else the DRAM channel's packet waiting
+        for slots or a GRANT; ``age``: for how many cycles.
+    age_high_water : 32 bits
+        The longest wait of a head flit at an input seen since the last ``clear`` (what
+        ``cfg.age_limit`` must stay above in a correct run).
+    credits_full, inputs_empty : 8 bits
+        Per link VC (``2 * direction + vc``): the output's credit counter holds
+        ``buffer_depth`` (every credit back); the input buffer is empty.  For the tile's
+        link checks (``hw.watchdog.link_checks``).
     """
     count = range(max_slots + 1)
     return wiring.Signature({
@@ -186,7 +190,86 @@ def stats_signature(max_slots: int, counter_bits: int = 32, max_chiplets: int = 
         "forward_wait_slot": Out(counter_bits), "forward_wait_release": Out(counter_bits),
         "forward_queue": Out(count), "forward_status": Out(4),
         "requests": Out(range(2 * max_chiplets + 1)), "dram_waiting": Out(1),
+        "progress": Out(1), "watch": Out(progress_layout()), "age_high_water": Out(32),
+        "credits_full": Out(8), "inputs_empty": Out(8),
     })
+
+
+def _watchdog(m, router, *, progress, waiting, ages, targets, out, credits, oc_slot, oc_tile, engines):
+    """``stats.progress``, ``stats.watch`` and ``stats.age_high_water`` (see
+    :func:`stats_signature`).  ``waiting``/``ages``/``targets``: per input channel index
+    (the crossbar's inputs in that order); ``out``: the output channels
+    (:class:`hw.crossbar.Outputs`); ``engines``: ``(waiting, code, arg, name)`` of the
+    router's engines, in the order they are reported when no input waits."""
+    st = router.stats
+    w = st.watch
+    saturated = (1 << len(w.since)) - 1
+    m.d.comb += st.progress.eq(progress)
+    with m.If(progress | st.idle):
+        m.d.sync += w.since.eq(0)
+    with m.Elif(w.since != saturated):
+        m.d.sync += w.since.eq(w.since + 1)
+
+    # The input whose head flit has waited longest: a scan compares one input per cycle
+    # with the oldest so far (exact within one round of the inputs).
+    n = len(ages)
+    # Where each input's flit goes: the output its packet holds (a payload flit), else the
+    # one its header asks for.
+    heading = []
+    for k in range(n):
+        t = Signal.like(targets[k], name=f"watch_target_{k}")
+        m.d.comb += t.eq(targets[k])
+        for o, owners in enumerate(out.owner_of):
+            for i, is_owner in owners:
+                if i == k:
+                    with m.If(out.locked[o] & is_owner):
+                        m.d.comb += t.eq(o)
+        heading.append(t)
+    age_of = Array(ages[k] for k in range(n))
+    waits_of = Array(waiting[k] for k in range(n))
+    target_of = Array(heading)
+    scan = Signal(range(n), name="watch_scan")
+    oldest = Signal(range(n), name="watch_oldest")
+    m.d.sync += scan.eq(Mux(scan == n - 1, 0, scan + 1))
+    with m.If(~waits_of[oldest] | (waits_of[scan] & (age_of[scan] > age_of[oldest]))):
+        m.d.sync += oldest.eq(scan)
+    oldest_age = Signal(32, name="watch_oldest_age")
+    oldest_target = Signal.like(targets[0], name="watch_oldest_target")
+    m.d.comb += [oldest_age.eq(age_of[oldest]), oldest_target.eq(target_of[oldest])]
+    no_credit = Signal(len(credits), name="watch_no_credit")
+    link_ready = Signal(len(router.outputs), name="watch_link_ready")
+    m.d.comb += [no_credit.eq(Cat(*[c == 0 for c in credits])),
+                 link_ready.eq(Cat(*[p.ready for p in router.outputs]))]
+    with m.If(waits_of[oldest]):
+        m.d.comb += [w.arg.eq(wait_arg(oldest_target, oldest)), w.age.eq(oldest_age)]
+        with m.If(oldest_target < len(credits)):
+            with m.If(no_credit.bit_select(oldest_target, 1)):
+                m.d.comb += w.wait.eq(Wait.CREDIT)
+            with m.Elif(~link_ready.bit_select(oldest_target >> 1, 1)):
+                m.d.comb += w.wait.eq(Wait.LINK)
+            with m.Else():
+                m.d.comb += w.wait.eq(Wait.OUTPUT)
+        with m.Elif(oldest_target == oc_slot):
+            m.d.comb += w.wait.eq(Wait.SLOT_WRITE)
+        with m.Elif(oldest_target == oc_tile):
+            m.d.comb += w.wait.eq(Wait.EJECT)
+        with m.Else():
+            m.d.comb += w.wait.eq(Wait.OUTPUT)
+        with m.If(oldest_age > st.age_high_water):
+            m.d.sync += st.age_high_water.eq(oldest_age)
+    with m.If(router.clear):
+        m.d.sync += st.age_high_water.eq(0)
+    # The engines, reported only when no input waits (the first listed first).
+    reported = waits_of[oldest]
+    for waits, code, arg, name in engines:
+        age = Signal(32, name=f"watch_{name}_age")
+        with m.If(~waits):
+            m.d.sync += age.eq(0)
+        with m.Elif(age != saturated):
+            m.d.sync += age.eq(age + 1)
+        with m.If(waits & ~reported):
+            m.d.comb += [w.wait.eq(code), w.arg.eq(arg), w.age.eq(age)]
+        reported = reported | waits
 
 
 class _SlotWriter:
@@ -322,12 +405,16 @@ class Router(wiring.Component):
         packet; a SLICE or WEIGHT for this chiplet is written into the slot its header
         names (software chooses slots) and announced on ``arrival`` when complete;
         ``compute_done`` is ignored and ``rd_req`` is never used.  The slot-table, forward
-        and request counters of ``stats`` stay 0.
+        and request counters of ``stats`` and its watchdog members stay 0.
+    faults : bool
+        Test only (default False, which adds nothing): a ``fault`` input
+        (:func:`hw.faults.unit_fault_layout`) that injects :attr:`~hw.faults.Fault.CREDIT_OVERFLOW`,
+        :attr:`~hw.faults.Fault.UNRESERVED_FILL` and :attr:`~hw.faults.Fault.LENGTH`.
     """
 
     def __init__(self, *, link_bytes: int = 16, max_slots: int = 16, max_chiplets: int = 16,
                  buffer_depth: int = 8, flit_bits: int = 16, counter_bits: int = 32,
-                 virtualization: bool = True):
+                 virtualization: bool = True, faults: bool = False):
         check_link_bytes(link_bytes)
         check_count("Slot count", max_slots, 2, 256)
         check_count("Chiplet count", max_chiplets, 1, 256)
@@ -336,6 +423,9 @@ class Router(wiring.Component):
         check_count("Counter width", counter_bits, 8, 64)
         if not isinstance(virtualization, bool):
             raise TypeError(f"Virtualization must be True or False, not {virtualization!r}")
+        if not isinstance(faults, bool) or (faults and not virtualization):
+            raise TypeError(f"Fault injection must be True or False (and needs virtualization), not {faults!r}")
+        self.faults = faults
         self.link_bytes, self.max_slots, self.max_chiplets = link_bytes, max_slots, max_chiplets
         self.buffer_depth, self.flit_bits, self.counter_bits = buffer_depth, flit_bits, counter_bits
         self.virtualization = virtualization
@@ -358,6 +448,8 @@ class Router(wiring.Component):
             "stats": Out(stats_signature(max_slots, counter_bits, max_chiplets)),
             "clear": In(1),
         })
+        if faults:
+            members["fault"] = In(unit_fault_layout())
         super().__init__(members)
 
     @property
@@ -412,8 +504,17 @@ class Router(wiring.Component):
             m.d.comb += flit.eq(h.as_value())
             return flit
 
+        fault = self.fault if self.faults else None
+        if self.faults:
+            # A one-shot fault acts once, on the first event after it became active.
+            fault_used, fault_fires = Signal(name="fault_used"), Signal(name="fault_fires")
+            with m.If(fault.code == Fault.NONE):
+                m.d.sync += fault_used.eq(0)
+            with m.Elif(fault_fires):
+                m.d.sync += fault_used.eq(1)
+
         # ---- crossbar inputs: the links and the local sources -----------------------------
-        ics, fifos = link_inputs(m, self, error)
+        ics, fifos = link_inputs(m, self, error, fault)
         ic_tile = Channel("tile", VC_TILE, width=W)
         ic_fwd = Channel("forward", VC_SLOT, width=W)
         ic_dram = Channel("dram", VC_SLOT, width=W)
@@ -439,7 +540,7 @@ class Router(wiring.Component):
         targets = route_computer(m, ics, cfg, position, n_outputs=len(oc_vc), oc_drop=OC_DROP,
                                  last_known=PacketKind.RELEASE, local=local)
         out = output_allocators(m, ics, targets, oc_vc, W)
-        link_arbiters(m, self, out)
+        credits = link_arbiters(m, self, out)
         oc_offer, oc_data, oc_last, oc_send = out.offer, out.data, out.last, out.send
 
         # ---- local sinks -----------------------------------------------------------------
@@ -450,7 +551,7 @@ class Router(wiring.Component):
             oc_send[OC_CTL].eq(oc_offer[OC_CTL]),
         ]
         tile_and_drop_sinks(m, self, out, oc_tile=OC_TILE, oc_drop=OC_DROP, error=error)
-        input_bookkeeping(m, self, ics, out, channel_index=range(len(ics)))
+        waiting, ages = input_bookkeeping(m, self, ics, out, channel_index=range(len(ics)))
 
         # ---- control sink, request FIFO, grant registers ---------------------------------
         req_fifo = SyncFIFO(width=9, depth=2 * self.max_chiplets)
@@ -469,7 +570,7 @@ class Router(wiring.Component):
         with m.If(ctl_sink_valid):
             m.d.sync += ctl_head.eq(ctl_sink_last)
             with m.If(~ctl_head | ~ctl_sink_last):
-                m.d.comb += error[9].eq(1)
+                m.d.comb += error[bit(RouterError.CONTROL_PAYLOAD)].eq(1)
         m.d.comb += [
             req_fifo.w_data.eq(Cat(ch.src, ch.agent.as_value()[0])),
             req_fifo.w_en.eq(ctl_take & (ch.kind == PacketKind.RESERVE)),
@@ -477,7 +578,7 @@ class Router(wiring.Component):
             slots.release_in.payload.eq(ch.slot),
         ]
         with m.If(req_fifo.w_en & ~req_fifo.w_rdy):
-            m.d.comb += error[6].eq(1)
+            m.d.comb += error[bit(RouterError.REQUEST_OVERFLOW)].eq(1)
         grant_in = ctl_take & (ch.kind == PacketKind.GRANT)
         fwd_grant_in = grant_in & (ch.agent == Agent.FORWARD)
         dram_grant_in = grant_in & (ch.agent == Agent.DRAM)
@@ -487,7 +588,7 @@ class Router(wiring.Component):
                  dram_reserve_sent)):
             with m.If(grant_now):
                 with m.If(~req_out | gvalid):
-                    m.d.comb += error[7].eq(1)
+                    m.d.comb += error[bit(RouterError.UNEXPECTED_GRANT)].eq(1)
                 m.d.sync += [gvalid.eq(1), gslot.eq(ch.slot), req_out.eq(0)]
             with m.Elif(take):
                 m.d.sync += gvalid.eq(0)
@@ -561,11 +662,17 @@ class Router(wiring.Component):
 
         w_any, w_pick, w_ptr = rr_pick(m, [net.req, drw.req], "wr")
         gw = Signal(name="wr_go")
+        # A writer writes and completes a fill only in a slot reserved for one: a fill of any
+        # other slot (FILL_NOT_RESERVED) is blocked, so it never overwrites a live slot.
+        wr_reserved = Signal(name="wr_slot_reserved")
+        m.d.comb += wr_reserved.eq(slots.states[Mux(w_pick, drw.slot, net.slot)] == SlotState.RESERVED)
+        with m.If(gw & ~wr_reserved):
+            m.d.comb += error[bit(RouterError.FILL_NOT_RESERVED)].eq(1)
         with m.If(w_pick == 0):
-            m.d.comb += [tile.wr.valid.eq(net.req & net.has_data), tile.wr.payload.slot.eq(net.slot),
+            m.d.comb += [tile.wr.valid.eq(net.req & net.has_data & wr_reserved), tile.wr.payload.slot.eq(net.slot),
                          tile.wr.payload.flit.eq(net.flit), tile.wr.payload.data.eq(net.data)]
         with m.Else():
-            m.d.comb += [tile.wr.valid.eq(drw.req & drw.has_data), tile.wr.payload.slot.eq(drw.slot),
+            m.d.comb += [tile.wr.valid.eq(drw.req & drw.has_data & wr_reserved), tile.wr.payload.slot.eq(drw.slot),
                          tile.wr.payload.flit.eq(drw.flit), tile.wr.payload.data.eq(drw.data)]
         chosen_has_data = Mux(w_pick, drw.has_data, net.has_data)
         m.d.comb += [
@@ -583,9 +690,9 @@ class Router(wiring.Component):
         fin = Signal(name="fill_now")
         fw = Signal.like(slots.fill.payload, name="fill_info")
         with m.If(w_pick == 0):
-            m.d.comb += fin.eq(net.done & net.complete)
+            m.d.comb += fin.eq(net.done & net.complete & wr_reserved)
         with m.Else():
-            m.d.comb += fin.eq(drw.done & drw.complete)
+            m.d.comb += fin.eq(drw.done & drw.complete & wr_reserved)
         fill_relay = Signal(name="fill_relay")
         fill_dst = Signal(8, name="fill_dst")
         for wr_, cond in ((net, w_pick == 0), (drw, w_pick == 1)):
@@ -628,7 +735,7 @@ class Router(wiring.Component):
                 with m.If(~slot_last):
                     m.d.sync += net_in_pkt.eq(1)
                 with m.Elif(nh.length != 0):
-                    m.d.comb += error[8].eq(1)
+                    m.d.comb += error[bit(RouterError.LENGTH_MISMATCH)].eq(1)
         net_lat = {name: Signal(shape, name=f"netw_lat_{name}") for name, shape in (
             ("slot", self.slot_shape), ("kind", PacketKind), ("expert", 8), ("slice", 8), ("hops", 8),
             ("length", 16), ("sole", 1))}
@@ -646,7 +753,7 @@ class Router(wiring.Component):
                 with m.If(slot_last):
                     m.d.sync += net_in_pkt.eq(0)
                     with m.If(net_count + 1 != net_lat["length"]):
-                        m.d.comb += error[8].eq(1)
+                        m.d.comb += error[bit(RouterError.LENGTH_MISMATCH)].eq(1)
 
         # DRAM channel: SLICE and local WEIGHT into a local slot; remote WEIGHT via RESERVE.
         dh = header(self.dram.payload.data)
@@ -668,22 +775,35 @@ class Router(wiring.Component):
                      drw.slot.eq(dram_lat["slot"]), drw.sole.eq(1), drw.relay.eq(dram_lat["relay"]),
                      drw.dst.eq(dram_lat["dst"]), dram_dst.eq(dh.dst), net.relay.eq(0), net.dst.eq(me)]
         count(m, self.clear, st.dram_flits, self.dram.valid & self.dram.ready)
+        local_take, local_slot = slots.alloc_local_ok, slots.alloc_slot
+        if self.faults:
+            # UNRESERVED_FILL: the next local fill goes, unallocated, into the lowest HELD slot
+            # (a live one), else the lowest FREE one.
+            inject_fill = Signal(name="fault_unreserved_fill")
+            m.d.comb += inject_fill.eq((fault.code == Fault.UNRESERVED_FILL) & ~fault_used & (dram_state == 0)
+                                       & self.dram.valid & is_local)
+            victim = Signal(self.slot_shape, name="fault_victim")
+            for state in (SlotState.FREE, SlotState.HELD):
+                for i in reversed(range(self.max_slots)):
+                    with m.If((slots.states[i] == state) & (i < cfg.slot_count)):
+                        m.d.comb += victim.eq(i)
+            local_take, local_slot = Mux(inject_fill, 1, slots.alloc_local_ok), Mux(inject_fill, victim, slots.alloc_slot)
         with m.Switch(dram_state):
             with m.Case(0):
                 with m.If(self.dram.valid):
                     with m.If(is_local):
                         m.d.comb += [slots.alloc_local.eq(1),
                                      slots.alloc_local_min2.eq((dh.kind == PacketKind.SLICE) | is_relay),
-                                     self.dram.ready.eq(slots.alloc_local_ok)]
-                        with m.If(slots.alloc_local_ok):
+                                     self.dram.ready.eq(local_take)]
+                        with m.If(local_take):
                             m.d.sync += [dram_state.eq(1), dram_count.eq(0),
                                          dram_empty.eq(self.dram.payload.last),
-                                         dram_lat["slot"].eq(slots.alloc_slot), dram_lat["kind"].eq(dh.kind),
+                                         dram_lat["slot"].eq(local_slot), dram_lat["kind"].eq(dh.kind),
                                          dram_lat["expert"].eq(dh.expert), dram_lat["slice"].eq(dh.slice),
                                          dram_lat["length"].eq(dh.length), dram_lat["dst"].eq(dh.dst),
                                          dram_lat["relay"].eq(is_relay)]
                             with m.If(self.dram.payload.last & (dh.length != 0)):
-                                m.d.comb += error[8].eq(1)
+                                m.d.comb += error[bit(RouterError.LENGTH_MISMATCH)].eq(1)
                     with m.Elif(is_remote):
                         m.d.comb += dram_wants_reserve.eq(~dram_req_out & ~dram_grant_valid)
                         m.d.comb += [ic_dram.valid.eq(dram_grant_valid), ic_dram.data.eq(remote_hdr),
@@ -694,7 +814,7 @@ class Router(wiring.Component):
                             m.d.sync += dram_state.eq(2)
                     with m.Else():
                         m.d.comb += self.dram.ready.eq(1)
-                        m.d.comb += error[5].eq(1)
+                        m.d.comb += error[bit(RouterError.DROPPED_PACKET)].eq(1)
                         with m.If(~self.dram.payload.last):
                             m.d.sync += dram_state.eq(3)
             with m.Case(1):
@@ -711,7 +831,7 @@ class Router(wiring.Component):
                         with m.If(self.dram.payload.last):
                             m.d.sync += dram_state.eq(0)
                             with m.If(dram_count + 1 != dram_lat["length"]):
-                                m.d.comb += error[8].eq(1)
+                                m.d.comb += error[bit(RouterError.LENGTH_MISMATCH)].eq(1)
             with m.Case(2):
                 m.d.comb += [ic_dram.valid.eq(self.dram.valid), ic_dram.data.eq(self.dram.payload.data),
                              ic_dram.last.eq(self.dram.payload.last), self.dram.ready.eq(ic_dram.ready)]
@@ -721,6 +841,9 @@ class Router(wiring.Component):
                 m.d.comb += self.dram.ready.eq(1)
                 with m.If(self.dram.valid & self.dram.payload.last):
                     m.d.sync += dram_state.eq(0)
+        if self.faults:
+            with m.If(inject_fill):
+                m.d.comb += [slots.alloc_local.eq(0), fault_fires.eq(1)]
 
         # ---- forward engine --------------------------------------------------------------
         q = slots.query
@@ -749,9 +872,18 @@ class Router(wiring.Component):
         count(m, self.clear, st.releases, slots.release_out.valid & slots.release_out.ready)
         count(m, self.clear, st.forward_wait_slot, (fwd_state == 0) & fwd_fifo.r_rdy & ~fwd_grant_valid)
         count(m, self.clear, st.forward_wait_release, (fwd_state == 0) & fwd_fifo.r_rdy & fwd_grant_valid & ~q.sole)
+        header_length = q.length
+        if self.faults:
+            # LENGTH: the next forward's header claims one payload flit more than it sends.
+            inject_length = Signal(name="fault_length")
+            m.d.comb += inject_length.eq((fault.code == Fault.LENGTH) & ~fault_used)
+            header_length = q.length + inject_length
         with m.Switch(fwd_state):
             with m.Case(0):
                 start = fwd_fifo.r_rdy & fwd_grant_valid & q.sole & (q.state == SlotState.HELD)
+                if self.faults:
+                    with m.If(start & inject_length):
+                        m.d.comb += fault_fires.eq(1)
                 m.d.comb += fwd_grant_take.eq(start)
                 with m.If(start):
                     m.d.sync += [
@@ -760,7 +892,7 @@ class Router(wiring.Component):
                         f_dst_slot.eq(fwd_grant_slot), f_req_n.eq(0), f_resp_n.eq(0),
                         f_hdr.eq(0), f_hdr.kind.eq(Mux(head_relay, PacketKind.WEIGHT, PacketKind.SLICE)),
                         f_hdr.flags.eq(Mux(q.computing, 0, Flag.SOLE)),
-                        f_hdr.src.eq(me), f_hdr.dst.eq(fwd_dst), f_hdr.length.eq(q.length),
+                        f_hdr.src.eq(me), f_hdr.dst.eq(fwd_dst), f_hdr.length.eq(header_length),
                         f_hdr.expert.eq(q.expert), f_hdr.slice.eq(q.slice),
                         f_hdr.hops.eq(Mux(head_relay, 0, q.hops + 1)),
                         f_hdr.slot.eq(fwd_grant_slot),
@@ -797,8 +929,12 @@ class Router(wiring.Component):
 
         # ---- counters and status ---------------------------------------------------------
         port_counters_and_errors(m, self, out, error)
+        # The slot table's bits, and a blocked fill (FILL_NOT_RESERVED) seen by the writers.
+        fill_blocked = Signal(name="fill_blocked")
+        m.d.sync += fill_blocked.eq(fill_blocked | error[bit(RouterError.FILL_NOT_RESERVED)])
+        low = int(SLOT_ERRORS).bit_length()
         m.d.comb += [
-            st.error[:4].eq(slots.error),
+            st.error[:low].eq(slots.error | Mux(fill_blocked, int(RouterError.FILL_NOT_RESERVED), 0)),
             st.free_count.eq(slots.free_count),
             st.occupancy.eq(slots.occupancy),
             st.high_water.eq(slots.high_water),
@@ -815,6 +951,20 @@ class Router(wiring.Component):
             st.requests.eq(req_fifo.level),
             st.dram_waiting.eq(self.dram.valid & ~self.dram.ready & (dram_state == 0)),
         ]
+
+        # ---- watchdog ----------------------------------------------------------------------
+        progress = Cat(*[p.valid for p in self.inputs], *out.send, tile.wr.valid & tile.wr.ready, fin,
+                       self.dram.valid & self.dram.ready, *[p.credit.any() for p in self.outputs]).any()
+        fwd_waiting = (fwd_state == 0) & fwd_fifo.r_rdy & (~fwd_grant_valid | ~q.sole)
+        engines = [
+            (fwd_waiting, Mux(fwd_grant_valid, Wait.RELEASE, Wait.GRANT), Mux(fwd_grant_valid, 0, fwd_dst), "forward"),
+            (st.dram_waiting & (is_local | is_remote), Mux(is_local, Wait.SLOTS, Wait.DRAM_GRANT),
+             Mux(is_local, 0, dh.dst), "dram"),
+        ]
+        _watchdog(m, self, progress=progress, waiting=waiting, ages=ages, targets=targets, out=out, credits=credits,
+                  oc_slot=OC_SLOT, oc_tile=OC_TILE, engines=engines)
+        m.d.comb += [st.credits_full.eq(Cat(*[c == self.buffer_depth for c in credits])),
+                     st.inputs_empty.eq(Cat(*[f.level == 0 for f in fifos]))]
         return m
 
     def _elaborate_plain(self, platform):
@@ -877,7 +1027,7 @@ class Router(wiring.Component):
                 with m.If(~slot_last):
                     m.d.sync += in_pkt.eq(1)
                 with m.Elif(nh.length != 0):
-                    m.d.comb += error[8].eq(1)
+                    m.d.comb += error[bit(RouterError.LENGTH_MISMATCH)].eq(1)
         with m.Else():
             m.d.comb += [
                 arr.eq(lat),
@@ -892,7 +1042,7 @@ class Router(wiring.Component):
                 with m.If(slot_last):
                     m.d.sync += in_pkt.eq(0)
                     with m.If(flit_n + 1 != lat.length):
-                        m.d.comb += error[8].eq(1)
+                        m.d.comb += error[bit(RouterError.LENGTH_MISMATCH)].eq(1)
         m.d.comb += [
             arr_fifo.w_data.eq(arr.as_value()), arr_fifo.w_en.eq(fin),
             tile.arrival.valid.eq(arr_fifo.r_rdy), tile.arrival.payload.eq(arr_fifo.r_data),

@@ -9,9 +9,10 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .errors import SLOT_ERRORS, RouterError, bit
 from .packets import PacketKind
 
-__all__ = ["SlotState", "SlotTable", "SlotError", "check_count"]
+__all__ = ["SlotState", "SlotTable", "check_count"]
 
 
 def check_count(what: str, value, low: int = 1, high: int | None = None) -> int:
@@ -26,16 +27,6 @@ class SlotState(enum.Enum, shape=2):
     FREE = 0
     RESERVED = 1   # promised to a transfer (a grant went out, or DRAM is filling it)
     HELD = 2       # holds a complete slice or weight load
-
-
-class SlotError(enum.IntFlag):
-    """Bits of :attr:`SlotTable.error` (sticky protocol violations; never set in a
-    correct system)."""
-
-    FILL_NOT_RESERVED = 1
-    COMPUTE_NOT_PENDING = 2
-    FORWARD_NOT_PENDING = 4
-    RELEASE_FREE_SLOT = 8
 
 
 class SlotTable(wiring.Component):
@@ -80,7 +71,8 @@ class SlotTable(wiring.Component):
     fill : In(stream.Signature(fill_layout))
         ``{slot, kind, expert, slice, hops, length, sole, forward, compute}``: a transfer
         into a RESERVED slot completed (``compute``: the tile will compute on it; 0 for a
-        relayed weight load, which is only forwarded); always ready.
+        relayed weight load, which is only forwarded); always ready.  A fill of a slot
+        that is not RESERVED changes nothing and sets ``FILL_NOT_RESERVED``.
     compute_done : In(stream.Signature(slot))
         The tile finished computing on a slot; always ready.
     forwarded : In(stream.Signature(forwarded_layout))
@@ -99,7 +91,8 @@ class SlotTable(wiring.Component):
     clear : In(1)
         Reset ``high_water`` to the current occupancy.
     error : Out(4)
-        Sticky :class:`SlotError` bits.
+        Sticky error bits: the low four bits of :class:`hw.errors.RouterError`
+        (:data:`hw.errors.SLOT_ERRORS`).
     """
 
     def __init__(self, *, max_slots: int = 16):
@@ -184,6 +177,7 @@ class SlotTable(wiring.Component):
         for stream_ in (self.fill, self.compute_done, self.forwarded, self.release_in):
             m.d.comb += stream_.ready.eq(1)
 
+        assert int(SLOT_ERRORS) == (1 << len(self.error)) - 1
         error = Signal(4)
         allocated = self.alloc_remote_ok | self.alloc_local_ok
         fill, fwd = self.fill.payload, self.forwarded.payload
@@ -199,22 +193,23 @@ class SlotTable(wiring.Component):
                              s.forwarding.eq(0), s.releasing.eq(0)]
             with m.If(hit_fill):
                 with m.If(s.state != SlotState.RESERVED):
-                    m.d.comb += error[0].eq(1)
-                m.d.sync += [s.state.eq(SlotState.HELD), s.computing.eq(fill.compute), s.forwarding.eq(fill.forward),
-                             s.releasing.eq(0)]
-                for name in self.meta_fields:
-                    m.d.sync += getattr(s, name).eq(getattr(fill, name))
-            with m.If(hit_fill & fill.sole | hit_rel_in):
+                    m.d.comb += error[bit(RouterError.FILL_NOT_RESERVED)].eq(1)
+                with m.Else():
+                    m.d.sync += [s.state.eq(SlotState.HELD), s.computing.eq(fill.compute),
+                                 s.forwarding.eq(fill.forward), s.releasing.eq(0)]
+                    for name in self.meta_fields:
+                        m.d.sync += getattr(s, name).eq(getattr(fill, name))
+            with m.If(hit_fill & fill.sole & (s.state == SlotState.RESERVED) | hit_rel_in):
                 m.d.sync += s.sole.eq(1)
             with m.If(hit_rel_in & (s.state == SlotState.FREE)):
-                m.d.comb += error[3].eq(1)
+                m.d.comb += error[bit(RouterError.RELEASE_FREE_SLOT)].eq(1)
             with m.If(hit_done):
                 with m.If((s.state != SlotState.HELD) | ~s.computing):
-                    m.d.comb += error[1].eq(1)
+                    m.d.comb += error[bit(RouterError.COMPUTE_NOT_PENDING)].eq(1)
                 m.d.sync += s.computing.eq(0)
             with m.If(hit_fwd):
                 with m.If((s.state != SlotState.HELD) | ~s.forwarding):
-                    m.d.comb += error[2].eq(1)
+                    m.d.comb += error[bit(RouterError.FORWARD_NOT_PENDING)].eq(1)
                 m.d.sync += [s.forwarding.eq(0), s.releasing.eq(fwd.release), s.dst_slot.eq(fwd.dst_slot)]
             with m.If(hit_rel_out):
                 m.d.sync += s.releasing.eq(0)

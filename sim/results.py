@@ -77,6 +77,8 @@ class RunResult:
     mismatches: list = field(default_factory=list)
     wall_seconds: float = 0.0       # wall time of the simulation (loading and readback included)
     run_wall_seconds: float = 0.0   # wall time from start to done only
+    # RTL only, not in the JSON: the watchdog's measurements of the run (sim.rtl.runner)
+    watchdog: dict = field(default_factory=dict)
 
     @classmethod
     def of_plan(cls, plan, **measured) -> "RunResult":

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -302,3 +303,23 @@ def test_run_executes_an_edited_program_file_with_the_golden_check(tmp_path):
     out = run_cli("run", *flags, "--preset", "rtl-3x3", "--programs", str(prog))
     assert out.returncode == 2 and "one .controller section for each of the 9 chiplets" in out.stderr
     assert "building" not in out.stderr
+
+
+@pytest.mark.cocotb
+def test_an_error_in_the_hardware_ends_the_run_with_one_line(tmp_path):
+    """A program edited to drop one EXPERT entry of chiplet 1: the first slice of that
+    expert to arrive there is UNKNOWN_EXPERT, the system stops at once, and the run ends
+    with one line naming chiplet, unit, error and cycle, and status 2 (no result)."""
+    prog, text, edited = (tmp_path / n for n in ("p.fsedp", "p.s", "e.fsedp"))
+    flags = ["--strategy", "fse-dp", "--tokens", "8"]
+    assert cli.main(["programs", *flags, "--out", str(prog)]) == 0
+    lines = run_cli("disasm", str(prog)).stdout.splitlines()
+    section = lines.index(next(line for line in lines if line.startswith(".controller 1")))
+    drop = next(i for i in range(section, len(lines)) if lines[i].startswith("EXPERT"))
+    text.write_text("\n".join(lines[:drop] + lines[drop + 1:]) + "\n")
+    assert cli.main(["asm", str(text), "--out", str(edited)]) == 0
+    out = run_cli("run", *flags, "--programs", str(edited))
+    assert out.returncode == 2 and out.stdout == "", out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"fsedp: error: chiplet 1 controller: UNKNOWN_EXPERT at cycle \d+ \(an arrival for an "
+                        r"expert without a valid EXPERT entry\)", last), out.stderr

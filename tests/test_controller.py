@@ -438,6 +438,34 @@ def test_error_flag_stops_the_controller(flag):
         assert out["chiplet"] == 0
 
 
+def test_stop_halts_the_controller_without_an_error_bit():
+    """``stop`` (the system's, at an error elsewhere) stops the controller like an error of
+    its own: an arrival that comes after it starts no job, and it never reports done."""
+    b = Bench()
+    words = b.program(expert_table({0: [(0, 1)]}) + "END\n", lut=False, arrivals=2)
+    out = {}
+
+    async def tb(ctx):
+        await b.start(ctx, words)
+        await b.arrive(ctx, 0, 0)
+        await wait_until(ctx, b.ctrl.counters.jobs)
+        ctx.set(b.ctrl.stop, 1)
+        await ctx.tick()
+        slot = await b.load(ctx, 0, 1)
+        ctx.set(b.ctrl.arrival.payload, {"slot": slot, "kind": PacketKind.SLICE, "expert": 0, "slice": 1,
+                                         "hops": 0, "length": 0})
+        ctx.set(b.ctrl.arrival.valid, 1)
+        taken = 0
+        for _ in range(100):
+            taken += ctx.get(b.ctrl.arrival.ready)
+            await ctx.tick()
+        out.update(error=ctx.get(b.ctrl.error), done=ctx.get(b.ctrl.done), running=ctx.get(b.ctrl.running),
+                   jobs=ctx.get(b.ctrl.counters.jobs), taken=taken)
+
+    b.run(tb)
+    assert out == {"error": 0, "done": 0, "running": 0, "jobs": 1, "taken": 0}
+
+
 def test_running_off_the_program_memory_is_an_error():
     b = Bench()
     words = assemble("SET CHIPLET_ID, 1\n" * TILE.program_words)

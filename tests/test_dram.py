@@ -396,6 +396,35 @@ def test_bad_set_is_an_error(text):
     assert run.error == DramError.SET and len(packets) == 1
 
 
+def test_stop_issues_nothing_more():
+    """``stop`` (the system's, at an error anywhere): from that cycle the channel offers no
+    flit and queues no request; it resumes nothing and never reports done."""
+    words = program.assemble("SET SLOT_WORDS, 4\n" + "".join(
+        f"STREAM kind=SLICE, expert=1, slice={i}, dst=0, addr={4 * i}\n" for i in range(6)) + "END")
+    dut = channel(dram_words=32, rate=(1, 2), latency=4)
+    seen = {"before": 0, "after": 0}
+
+    async def tb(ctx):
+        for addr, w in enumerate(random_image(32)):
+            await stream_put(ctx, dut.weight_wr, {"addr": addr, "data": w})
+        for addr, w in enumerate(words):
+            await stream_put(ctx, dut.program_wr, {"addr": addr, "data": w})
+        ctx.set(dut.program_words, len(words))
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        ctx.set(dut.out.ready, 1)
+        for cycle in range(200):
+            ctx.set(dut.stop, cycle >= 20)
+            _, _, valid, done = await ctx.tick().sample(dut.out.valid, dut.done)
+            seen["before" if cycle < 20 else "after"] += valid
+            assert not done
+        assert ctx.get(dut.stats.packets) < 6 and ctx.get(dut.error) == 0
+
+    run_testbench(dut, tb)
+    assert seen["before"] > 0 and seen["after"] == 0
+
+
 def test_constructor_rejects_bad_parameters():
     assert_rejects(lambda: DramChannel(rate=(3, 2)), ValueError,
                    "Rate must be a tuple (num, den) of integers with 0 < num <= den, not (3, 2)")

@@ -207,8 +207,10 @@ def test_transfer_starts_only_with_reserved_slot():
     b.run(scenario)
 
 
-def test_unreserved_arrival_is_flagged():
-    """R5 at the receiver: a slice for a slot that was never reserved is a protocol error."""
+def test_unreserved_arrival_is_flagged_and_blocked():
+    """R5 at the receiver: a slice for a slot that was never reserved is a protocol error,
+    and its write is blocked (it would overwrite whatever the slot holds): nothing is
+    written, nothing arrives, the slot stays free."""
     b = RouterBench()
 
     async def scenario(ctx):
@@ -216,7 +218,10 @@ def test_unreserved_arrival_is_flagged():
         b.peers[Dir.W].send(slice_packet(LB, expert=1, slice=1, src=0, dst=1, hops=1, slot=2,
                                          payload=payload(1, 1, 1)), VC_SLOT)
         await ticks(ctx, 30)
-        assert ctx.get(b.dut.stats.error) & RouterError.FILL_NOT_RESERVED
+        assert ctx.get(b.dut.stats.error) == RouterError.FILL_NOT_RESERVED
+        assert not b.tile.mem and not b.tile.arrivals
+        assert ctx.get(b.dut.stats.slot_flits) == 0 and ctx.get(b.dut.stats.arrivals) == 0
+        assert ctx.get(b.dut.stats.free_count) == 4
 
     b.run(scenario)
 

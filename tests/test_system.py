@@ -1,6 +1,8 @@
 """End-to-end runs of whole R x C systems under Verilator (``sim.rtl``): every strategy,
 several routings and token counts, every output checked bit for bit against the golden
-model, every chiplet done, no slot leaked, no error bit; and the watchdog on a stalled run.
+model, every chiplet done, no slot leaked, no error bit; the hardware watchdog on a
+stalled run and an error that stops the system (tests/test_system_errors.py injects the
+others).
 
 Each configuration is built once (cached) and all its workloads run in one simulator
 launch.  The 2x2 default and 3x3 are in the default run; 4x4 and the larger grids are
@@ -11,6 +13,7 @@ import dataclasses
 
 import pytest
 
+from hw.watchdog import limits
 from scheduler import program
 from scheduler.plan import STRATEGIES
 from sim import rtl
@@ -39,6 +42,12 @@ def _check(workloads, results):
         # Every chiplet's MAC count is what the plan asks of it (measured, not assumed).
         assert sum(j["macs"]) == w.plan.macs(), what
         assert j["dram_bytes"] > 0 and max(j["slot_high_water"]) >= 1, what
+        # The watchdog's limits hold with room to spare: the longest stretch without progress
+        # anywhere stays within the gap they are derived from, every input wait below the
+        # starvation limit.
+        lim = limits(w.system)
+        assert r.watchdog["quiet_high_water"] <= lim.quiet_gap, f"{what}: {r.watchdog}"
+        assert max(r.watchdog["age_high_water"]) < lim.age_limit, f"{what}: {r.watchdog}"
 
 
 CASES_2X2 = [
@@ -92,8 +101,12 @@ def test_2x2_larger_grid():
     _check(workloads, rtl.run(workloads))
 
 
-def test_a_stalled_run_ends_with_a_watchdog_message_naming_the_chiplet():
-    """Chiplet 2's program waits for one more slice arrival than any DRAM channel sends."""
+def test_a_stalled_run_ends_with_the_hardware_watchdog_naming_the_chiplet():
+    """Chiplet 2's program waits for one more slice arrival than any DRAM channel sends:
+    the system's watchdog stops the run as soon as nothing has moved anywhere for its
+    limit (not at the bench's 20,000-cycle backstop poll) and names chiplet 2's controller."""
+    from sim import fast
+
     w = prepare(preset="rtl-2x2", model="tiny-8x2", tokens=4, routing_spec="uniform", strategy="fse-dp", seed=0)
     ctrl = w.programs.controllers[2]
     text = program.disassemble(ctrl.words)
@@ -109,19 +122,26 @@ def test_a_stalled_run_ends_with_a_watchdog_message_naming_the_chiplet():
     w.programs.controllers[2] = dataclasses.replace(ctrl, words=program.assemble("\n".join(lines)))
     with pytest.raises(rtl.SimulationStalled) as info:
         rtl.run([w])
-    message = str(info.value)
-    assert message.startswith("simulation stalled: no progress for")
-    assert f"chiplet 2 (running): arrivals {arrivals}," in message
-    assert "chiplet 0 (running)" not in message and "chiplet 1 (running)" not in message
+    message, status = str(info.value), info.value.status
+    stall = limits(w.system).stall_limit
+    assert message.startswith(f"watchdog: chiplet 2 controller: waits for a slice arrival ({arrivals} arrived, "
+                              f"{arrivals} jobs) since cycle {status['since']}; stopped at cycle {status['cycle']}: "
+                              f"no unit made progress for {stall} cycles; not done: chiplet 2: arrivals {arrivals},")
+    assert "chiplet 0:" not in message and "chiplet 1:" not in message and "\n" not in message
+    # the run ends right after the others finished (the fast model's cycles of the plan)
+    assert status["cycle"] - status["since"] >= stall
+    assert status["cycle"] <= 1.01 * fast.run([w])[0].cycles + stall + 64
 
 
-def test_a_program_for_another_chiplet_raises_the_wrong_chiplet_error():
-    from hw.tile import WRONG_CHIPLET_BIT
-
+def test_a_program_for_another_chiplet_stops_the_system_with_the_wrong_chiplet_error():
     w = prepare(preset="rtl-2x2", model="tiny-8x2", tokens=4, routing_spec="uniform", strategy="fse-dp", seed=0)
     ctrl = w.programs.controllers[1]
     text = program.disassemble(ctrl.words).replace("SET reg=CHIPLET_ID, value=1", "SET reg=CHIPLET_ID, value=2")
     w.programs.controllers[1] = dataclasses.replace(ctrl, words=program.assemble(text))
-    j = rtl.run([w])[0].to_json()
-    assert j["bit_exact"] is False
-    assert [bool(e >> WRONG_CHIPLET_BIT & 1) for e in j["errors"]] == [False, True, False, False]
+    with pytest.raises(rtl.HardwareError) as info:
+        rtl.run([w])
+    cycle = info.value.status["cycle"]
+    assert str(info.value) == (f"chiplet 1 tile: WRONG_CHIPLET at cycle {cycle} (the program's CHIPLET_ID "
+                               f"differs from the chiplet's position)")
+    # seen when its program reaches END (an instruction takes two cycles, a LUT five)
+    assert 0 < cycle <= 5 * len(ctrl.words) and info.value.cycles == cycle

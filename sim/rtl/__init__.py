@@ -6,6 +6,6 @@ model, and the cocotb benches and Amaranth-simulator harnesses of the blocks.
 same); ``sim.rtl.toolchain`` configures Amaranth, Verilator and cocotb.
 """
 
-from .runner import Build, SimulationStalled, build, run, wave_format
+from .runner import Build, HardwareError, SimulationStalled, build, run, wave_format
 
-__all__ = ["build", "run", "Build", "SimulationStalled", "wave_format"]
+__all__ = ["build", "run", "Build", "HardwareError", "SimulationStalled", "wave_format"]

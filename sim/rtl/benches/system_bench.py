@@ -1,11 +1,14 @@
 """cocotb bench of the whole system (``hw.system.System``).
 
 It runs the workloads of a job file (``FSEDP_JOB``, written by ``sim.rtl``) one after the
-other on one simulator launch: reset, load every chiplet's program and tokens and every
-DRAM channel's program and weights through the host ports, pulse ``start``, wait for
-``done`` with a single trigger (plus a coarse no-progress watchdog), read back every
-accumulator row and every counter, and write them to the job's output file.  It checks
-nothing itself: the caller compares with the golden model.
+other on one simulator launch: reset, set the watchdog limits (and a test's fault), load
+every chiplet's program and tokens and every DRAM channel's program and weights through
+the host ports, pulse ``start``, wait for ``done``, ``error`` or ``stalled`` (the system's
+own error status and watchdog) with a single trigger, plus a coarse no-progress poll as a
+backstop, read back every accumulator row and every counter, and write them to the job's
+output file.  After an error or a stall it reads the status and stops (no readback, no
+further workload).  It checks nothing itself: the caller compares with the golden model
+and turns the status into a message.
 
 The clock period is the job's ``clock_ps`` (the preset's clock; 10 ns in job files
 without it); every wait is counted in cycles of it, and ``cycles`` is the system's own
@@ -28,6 +31,7 @@ from sim.rtl.benches.tracing import NEVER, trace_window_setter
 
 COUNTER_BITS = 32
 CLOCK_NS = 10            # the period of job files without "clock_ps"
+SETTLE_CYCLES = 200      # cycles after an error or a stall at which the status is read again
 
 
 def _sig(dut, name):
@@ -84,7 +88,8 @@ def _split(value, n, bits=COUNTER_BITS):
 def _tile_status(dut, i):
     s = {name: _value(dut, f"t{i}_stats__{name}") for name in (
         "slot_flits", "eject_flits", "inject_flits", "dram_flits", "arrivals", "forwards", "switched_flits",
-        "free_count", "occupancy", "high_water", "error", "starved", "starved_channel", "waiting", "idle")}
+        "free_count", "occupancy", "high_water", "error", "starved", "starved_channel", "waiting", "idle",
+        "age_high_water", "forward_queue", "forward_status", "requests", "dram_waiting")}
     for name in ("link_flits", "link_busy", "link_stalled", "link_header_flits"):
         s[name] = _split(_value(dut, f"t{i}_stats__{name}"), 4)
     # the datapath's SRAM access counters, in the field order of hw.tile_datapath.SRAM_COUNTERS
@@ -93,7 +98,7 @@ def _tile_status(dut, i):
     s.update({f"ctrl_{name}": _value(dut, f"t{i}_counters__{name}") for name in (
         "cycles", "arrivals", "jobs", "tokens_sent", "results_sent", "tokens_received", "results_received")})
     s.update({name: _value(dut, f"t{i}_{name}") for name in ("busy_cycles", "mac_cycles", "macs", "done",
-                                                               "error", "running")})
+                                                               "error", "running", "watch")})
     s["error_bits"] = s.pop("error")
     return s
 
@@ -101,7 +106,7 @@ def _tile_status(dut, i):
 def _dram_status(dut, k):
     s = {name: _value(dut, f"d{k}_stats__{name}") for name in (
         "flits", "packets", "busy", "stalled", "wait_latency", "wait_bandwidth", "wait_program")}
-    s.update({"done": _value(dut, f"d{k}_done"), "error": _value(dut, f"d{k}_error")})
+    s.update({name: _value(dut, f"d{k}_{name}") for name in ("done", "error", "watch")})
     return s
 
 
@@ -150,6 +155,9 @@ async def run_job(dut):
         dut.age_limit.value = w["age_limit"]
         if w.get("dram_jitter_seed") or hasattr(dut, "dram_jitter_seed"):   # a build with DRAM latency jitter
             dut.dram_jitter_seed.value = w.get("dram_jitter_seed", 0)
+        dut.stall_limit.value = w["stall_limit"]
+        if w.get("fault") is not None:
+            dut.fault.value = int(w["fault"])
         for i in range(tiles):
             _sig(dut, f"t{i}_host__valid").value = 0
             _sig(dut, f"t{i}_host_resp__ready").value = 0
@@ -183,9 +191,11 @@ async def run_job(dut):
         stalled, cycles_waited, last = None, 0, -1
         stall_window, limit = w["stall_window"], w["cycle_limit"]
         while True:
-            # A timer, not ClockCycles: no Python callback on every clock edge.
-            await First(RisingEdge(dut.done), Timer(stall_window * period, unit="ps"))
-            if dut.done.value == 1:
+            # A timer, not ClockCycles: no Python callback on every clock edge.  The system's
+            # own watchdog ends a stalled run (``stalled``); the poll is only a backstop.
+            await First(RisingEdge(dut.done), RisingEdge(dut.error), RisingEdge(dut.stalled),
+                        Timer(stall_window * period, unit="ps"))
+            if dut.done.value == 1 or dut.error.value == 1 or dut.stalled.value == 1:
                 break
             cycles_waited += stall_window
             _report_progress(dut, index, len(job["workloads"]), tiles, drams)
@@ -203,11 +213,24 @@ async def run_job(dut):
         await FallingEdge(clk)
         out = {"cycles": _value(dut, "cycles"), "stalled": stalled, "run_wall_s": run_wall,
                "start_ps": start_ps, "clock_ps": period,
+               "error": _value(dut, "error"), "error_status": _value(dut, "error_status"),
+               "watchdog": _value(dut, "stalled"), "stall_status": _value(dut, "stall_status"),
+               "quiet_high_water": _value(dut, "quiet_high_water"),
                "tiles": [_tile_status(dut, i) for i in range(tiles)],
                "drams": [_dram_status(dut, k) for k in range(drams)], "rows": []}
-        if stalled is None:
+        failed = stalled is not None or out["error"] or out["watchdog"]
+        if out["error"] or out["watchdog"]:
+            # The system stopped: a while later nothing has moved (every controller halted,
+            # no DRAM channel issues; flits already in the network may still land).
+            await ClockCycles(clk, SETTLE_CYCLES)
+            out["settled"] = {"cycles": _value(dut, "cycles"),
+                              "tiles": [_tile_status(dut, i) for i in range(tiles)],
+                              "drams": [_dram_status(dut, k) for k in range(drams)]}
+        if not failed:
             for i, t in enumerate(w["tiles"]):
                 out["rows"].append(await _read_rows(dut, clk, i, [int(c) for c in t["readback"]], t["beats_per_row"]))
         results.append(out)
+        if failed:
+            break
     with open(job["out"], "w") as f:
         json.dump(results, f)
