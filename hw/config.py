@@ -121,6 +121,12 @@ class SystemConfig:
         Random extra latency of every DRAM request, 0..``dram_jitter`` cycles (0, the
         default: none; :class:`hw.dram.DramChannel`'s ``jitter``).  With jitter the
         system has a ``dram_jitter_seed`` input, sampled at ``start``.
+    injection_headroom : int
+        Free slots a chiplet's DRAM channel needs to inject a SLICE or stage a RELAY (rule
+        R6: 2, the default; :class:`hw.slot_table.SlotTable`).  1 turns R6 off and more
+        than a plan's slots stops injection altogether: build parameters that exist to
+        show what the rule prevents (``scheduler.deadlock`` refuses such plans, and
+        ``tests/test_deadlock.py`` runs them).
     """
 
     rows: int
@@ -135,6 +141,7 @@ class SystemConfig:
     buffer_depth: int = 4
     dram_program_words: int = 1024
     dram_jitter: int = 0
+    injection_headroom: int = 2
 
     @property
     def num_chiplets(self) -> int:
@@ -152,7 +159,8 @@ class SystemConfig:
                 f"_c{'-'.join(map(str, self.dram_chiplets))}"
                 + (f"_b{self.buffer_depth}" if self.buffer_depth != 4 else "")
                 + (f"_dp{self.dram_program_words}" if self.dram_program_words != 1024 else "")
-                + (f"_dj{self.dram_jitter}" if self.dram_jitter else ""))
+                + (f"_dj{self.dram_jitter}" if self.dram_jitter else "")
+                + (f"_h{self.injection_headroom}" if self.injection_headroom != 2 else ""))
 
     @classmethod
     def from_preset(cls, preset, tile: TileConfig | None = None) -> "SystemConfig":
@@ -181,4 +189,5 @@ class SystemConfig:
                    dram_rate=rate(preset.dram_bytes_per_cycle, tile.link_bytes),
                    dram_latency=preset.dram_latency, link_rate=link_rate,
                    link_latency=preset.link_latency, dram_program_words=preset.dram_program_words,
-                   buffer_depth=preset.buffer_depth or credit_depth(preset.link_latency, link_rate))
+                   buffer_depth=preset.buffer_depth or credit_depth(preset.link_latency, link_rate),
+                   injection_headroom=preset.injection_headroom)

@@ -356,7 +356,8 @@ class Router(wiring.Component):
     keeps every chiplet's last free slot for ring traffic, so the last slot to be filled
     on a ring is filled by a forward, and the sender of that forward then frees its
     copy: a ring can never be all full of slices waiting for their successors.  (The
-    torture bench shows the deadlock when R6 is removed.)  The R2 wait ends when the
+    RTL deadlocks when R6 is removed, ``injection_headroom=1``, where ``scheduler.deadlock``
+    predicts it: ``tests/test_deadlock.py``.)  The R2 wait ends when the
     predecessor's compute ends, which depends on nothing in the network.  Relays keep
     the same headroom (never staged into the last free slot) and land in slots freed by
     compute alone, so relays cannot wait for each other in a cycle.
@@ -410,11 +411,15 @@ class Router(wiring.Component):
         Test only (default False, which adds nothing): a ``fault`` input
         (:func:`hw.faults.unit_fault_layout`) that injects :attr:`~hw.faults.Fault.CREDIT_OVERFLOW`,
         :attr:`~hw.faults.Fault.UNRESERVED_FILL` and :attr:`~hw.faults.Fault.LENGTH`.
+    injection_headroom : int
+        Free slots the local DRAM channel needs for a SLICE or a RELAY (R6: 2, the
+        default).  1 turns R6 off: ``tests/test_deadlock.py`` shows the ring deadlock it
+        then allows, which ``scheduler.deadlock`` predicts.
     """
 
     def __init__(self, *, link_bytes: int = 16, max_slots: int = 16, max_chiplets: int = 16,
                  buffer_depth: int = 8, flit_bits: int = 16, counter_bits: int = 32,
-                 virtualization: bool = True, faults: bool = False):
+                 virtualization: bool = True, faults: bool = False, injection_headroom: int = 2):
         check_link_bytes(link_bytes)
         check_count("Slot count", max_slots, 2, 256)
         check_count("Chiplet count", max_chiplets, 1, 256)
@@ -431,7 +436,7 @@ class Router(wiring.Component):
         self.virtualization = virtualization
         self.width = 8 * link_bytes
         if virtualization:
-            self.slots = SlotTable(max_slots=max_slots)
+            self.slots = SlotTable(max_slots=max_slots, injection_headroom=injection_headroom)
             self.slot_shape = self.slots.slot_shape
         else:
             self.slots = None

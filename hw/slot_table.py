@@ -51,6 +51,9 @@ class SlotTable(wiring.Component):
     ----------
     max_slots : int
         Slots the table can track (the largest runtime ``slot_count``), 2..256.
+    injection_headroom : int
+        Free slots a local request with ``local_min2`` needs (R6: 2, the default; 1 turns
+        the rule off; :attr:`hw.config.SystemConfig.injection_headroom`).
 
     Members
     -------
@@ -95,9 +98,10 @@ class SlotTable(wiring.Component):
         (:data:`hw.errors.SLOT_ERRORS`).
     """
 
-    def __init__(self, *, max_slots: int = 16):
+    def __init__(self, *, max_slots: int = 16, injection_headroom: int = 2):
         check_count("Slot count", max_slots, 2, 256)
-        self.max_slots = max_slots
+        check_count("Injection headroom", injection_headroom, 1, 256)
+        self.max_slots, self.injection_headroom = max_slots, injection_headroom
         slot = unsigned(max(1, (max_slots - 1).bit_length()))
         self.slot_shape = slot
         self.meta_fields = {"kind": PacketKind, "expert": unsigned(8), "slice": unsigned(8),
@@ -150,7 +154,7 @@ class SlotTable(wiring.Component):
             self.occupancy.eq(sum(s.state != SlotState.FREE for s in slots)),
             self.alloc_slot.eq(lowest),
             self.can_remote.eq(self.free_count >= 1),
-            self.can_local.eq(self.free_count >= Mux(self.alloc_local_min2, 2, 1)),
+            self.can_local.eq(self.free_count >= Mux(self.alloc_local_min2, self.injection_headroom, 1)),
             self.alloc_remote_ok.eq(self.alloc_remote & self.can_remote),
             self.alloc_local_ok.eq(self.alloc_local & self.can_local & ~self.alloc_remote_ok),
             self.states.eq(Cat(*[s.state for s in slots])),

@@ -35,7 +35,8 @@ def make_tile(config: SystemConfig, faults: bool = False) -> Tile:
     """The tile of every chiplet of ``config`` (``faults``: the test-only build with fault
     injection, :mod:`hw.faults`)."""
     return Tile(tile=config.tile, rows=config.rows, cols=config.cols, link_latency=config.link_latency,
-                link_rate=config.link_rate, buffer_depth=config.buffer_depth, faults=faults)
+                link_rate=config.link_rate, buffer_depth=config.buffer_depth, faults=faults,
+                injection_headroom=config.injection_headroom)
 
 
 def mark_used(obj, seen=None) -> None:

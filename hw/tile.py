@@ -65,9 +65,9 @@ class Tile(wiring.Component):
         Cycles of each outgoing link (0: the router's output ports directly).
     link_rate : (int, int)
         Flits per cycle of each outgoing link, ``num / den``.
-    buffer_depth, counter_bits : int
+    buffer_depth, counter_bits, injection_headroom : int
         Router and datapath build parameters (the slot table has ``tile.max_slots``
-        entries).
+        entries; ``injection_headroom``: R6's free slots, :class:`hw.router.Router`).
     faults : bool
         Test only (default False, which adds nothing): a ``fault`` input
         (:func:`hw.faults.unit_fault_layout`, the code ``NONE`` while no fault acts on this
@@ -121,7 +121,8 @@ class Tile(wiring.Component):
     """
 
     def __init__(self, *, tile: TileConfig = TileConfig(), rows: int = 1, cols: int = 1, link_latency: int = 1,
-                 link_rate=(1, 1), buffer_depth: int = 4, counter_bits: int = 32, faults: bool = False):
+                 link_rate=(1, 1), buffer_depth: int = 4, counter_bits: int = 32, faults: bool = False,
+                 injection_headroom: int = 2):
         if not isinstance(tile, TileConfig):
             raise TypeError(f"Tile configuration must be a hw.config.TileConfig, not {tile!r}")
         check_count("Mesh rows", rows, 1, 16)
@@ -137,7 +138,7 @@ class Tile(wiring.Component):
         self.controller = Controller.from_config(tile, counter_bits=counter_bits)
         self.router = Router(link_bytes=tile.link_bytes, max_slots=max_slots, max_chiplets=rows * cols,
                              buffer_depth=buffer_depth, flit_bits=self.datapath.weights.flit_bits,
-                             counter_bits=counter_bits, faults=faults)
+                             counter_bits=counter_bits, faults=faults, injection_headroom=injection_headroom)
         self.links = ([Link(link_bytes=tile.link_bytes, latency=link_latency, rate=link_rate) for _ in DIRS]
                       if link_latency else None)
         L = tile.link_bytes

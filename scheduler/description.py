@@ -83,6 +83,9 @@ HARDWARE_FIELDS = (
     Field("sram", "d_max", "d_max", "int", "elements", "largest hidden size d a token row holds", required=True),
     Field("slots", "target", "slot_target", "int", "slots", "slots per chiplet the default slice count aims for"),
     Field("slots", "max", "max_slots", "int", "slots", "entries of the router's slot table (at least 2, rule R6)"),
+    Field("slots", "injection_headroom", "injection_headroom", "int", "slots", "free slots a DRAM channel needs to "
+          "inject a slice (rule R6: 2; 1 turns the rule off, which the deadlock check refuses where a ring can "
+          "fill)"),
     Field("dram", "chiplets", "dram_chiplets", "chiplets", "chiplet indices", "chiplets with a DRAM channel "
           "attached, one channel each, in channel order (default: the corners)"),
     Field("dram", "bytes_per_cycle", "dram_bytes_per_cycle", "bandwidth", "bytes/cycle",

@@ -140,6 +140,10 @@ class HardwarePreset:
     buffer_depth : int
         Router input buffer per virtual channel, in flits (0: sized to the credit round
         trip, ``hw.config.credit_depth``).
+    injection_headroom : int
+        Free slots a DRAM channel needs to inject a slice or stage a tile: 2, rule R6 (the
+        default).  1 turns R6 off, which the deadlock check (``scheduler.deadlock``)
+        refuses wherever a ring can then fill; a build parameter for studying the rule.
     rtl : bool
         Small enough to simulate as RTL.
     """
@@ -166,12 +170,13 @@ class HardwarePreset:
     dram_program_words: int = 1024
     dram_channel_bytes: int = 128 * KiB
     buffer_depth: int = 0
+    injection_headroom: int = 2
     rtl: bool = False
 
     def __post_init__(self):
         for field in ("rows", "cols", "mac_rows", "mac_cols", "weight_sram_bytes", "token_rows", "d_max",
                       "slot_target", "max_slots", "table_entries", "program_words", "dram_program_words",
-                      "dram_channel_bytes"):
+                      "dram_channel_bytes", "injection_headroom"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise PresetError(f"hardware {self.name!r}: {field} must be a positive integer, not {value!r}")

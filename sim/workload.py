@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw.config import SystemConfig
-from scheduler import golden, presets, program, routing, strategies
+from scheduler import deadlock, golden, presets, program, routing, strategies
 from scheduler.plan import Plan
 
 __all__ = ["Workload", "prepare", "hardware", "check_tokens", "expected_accumulators"]
@@ -86,7 +86,7 @@ def check_tokens(hw: presets.HardwarePreset, tokens: int) -> None:
 def prepare(*, preset, model, tokens: int, routing_spec: str, strategy: str, seed: int = 0,
             slices: int | None = None, layout: str | None = None, sram: int | None = None,
             system: SystemConfig | None = None, with_data: bool = True, dram_jitter: int = 0,
-            dram_jitter_seed: int = 0) -> Workload:
+            dram_jitter_seed: int = 0, check_deadlock: bool = True) -> Workload:
     """Build a workload from presets and options (raises clear ``ValueError``s).
 
     ``preset`` and ``model`` are preset names, ``.toml`` description files or preset
@@ -102,7 +102,12 @@ def prepare(*, preset, model, tokens: int, routing_spec: str, strategy: str, see
 
     ``dram_jitter`` > 0 (RTL only): every DRAM request's latency gets a random 0..J extra
     cycles (a build of its own, ``SystemConfig.dram_jitter``), drawn from an LFSR seeded
-    by ``dram_jitter_seed`` at the run's start (0: no jitter on that build)."""
+    by ``dram_jitter_seed`` at the run's start (0: no jitter on that build).
+
+    Every plan is checked for deadlock freedom on ``system``
+    (:func:`scheduler.deadlock.check_plan`; a :class:`~scheduler.deadlock.DeadlockError`
+    names the cycle).  ``check_deadlock=False`` skips that check: only to run a plan the
+    check refuses and see what the hardware does (``tests/test_deadlock.py``)."""
     hw = hardware(preset, sram)
     m = presets.get_model(model)
     check_tokens(hw, tokens)
@@ -121,6 +126,8 @@ def prepare(*, preset, model, tokens: int, routing_spec: str, strategy: str, see
     if dram_jitter_seed and not system.dram_jitter:
         raise ValueError(f"a DRAM jitter seed ({dram_jitter_seed}) needs DRAM latency jitter (dram_jitter > 0)")
     program.check_fits(plan, system.tile, system.dram_words, system.dram_program_words)   # before any data
+    if check_deadlock:
+        deadlock.check_plan(plan, system)
     spec = {"preset": preset if isinstance(preset, str) else hw.name,
             "model": model if isinstance(model, str) else m.name, "tokens": tokens, "routing": routing_spec,
             "strategy": strategy, "seed": seed, "slices": plan.slices, "slots": plan.slots,

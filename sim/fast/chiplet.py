@@ -343,7 +343,7 @@ class Chiplet:
         tr, how = ch.transfer, ch.kind
         if how == "WEIGHT" and tr.dst != self.id:
             return                              # cut through to another chiplet (RESERVE)
-        need = 1 if how == "WEIGHT" else 2      # R6 for a SLICE and a staged RELAY
+        need = 1 if how == "WEIGHT" else self.p.injection_headroom     # R6 for a SLICE and a staged RELAY
         if remote_alloc or self.free_count(t) < need:
             return
         i = self._reserve(t)

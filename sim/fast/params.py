@@ -50,6 +50,7 @@ class FastParams:
     link_latency: int
     buffer_depth: int          # router input FIFO depth per VC (credits)
     max_slots: int
+    injection_headroom: int    # free slots a SLICE or a staged RELAY needs (R6: 2)
     fifo_latency: int
     mac_pipeline: int          # slice engine issue -> MAC array result (SRAM stage + result register)
     vector_latency: int        # vector unit pipeline stages
@@ -103,7 +104,7 @@ def params_for(plan, system: SystemConfig | None = None) -> FastParams:
         dram_chiplets=tuple(cfg.dram_chiplets), dram_rate=tuple(cfg.dram_rate), dram_latency=cfg.dram_latency,
         dram_bucket_beats=_default(DramChannel, "bucket_beats"), dram_requests=_default(DramChannel, "requests"),
         link_rate=tuple(cfg.link_rate), link_latency=cfg.link_latency,
-        buffer_depth=cfg.buffer_depth, max_slots=t.max_slots,
+        buffer_depth=cfg.buffer_depth, max_slots=t.max_slots, injection_headroom=cfg.injection_headroom,
         fifo_latency=FIFO_LATENCY, mac_pipeline=MAC_PIPELINE, vector_latency=VectorUnit.LATENCY, drain_cycles=SliceEngine.DRAIN_CYCLES,
         done_depth=SliceEngine.DONE_DEPTH, lut_values=lut_values, clock_ghz=plan.hardware.clock_ghz,
         config_name=cfg.name)
