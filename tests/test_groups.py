@@ -228,3 +228,24 @@ def test_rtl_2x2_in_pairs_and_in_single_chiplets_is_bit_exact_and_the_fast_model
         for k in ("macs", "dram_flits", "link_flits", "slot_high_water"):
             assert [getattr(c, k) for c in r.chiplets] == [getattr(c, k) for c in f.chiplets], k
     assert all(sum(c.link_flits) == 0 for r in ref[2:] for c in r.chiplets)    # no D2D traffic at all
+
+
+# ---------------------------------------------------------------------------- evaluation grid
+
+def test_grid_runs_fse_dp_in_groups_and_the_ep_family_on_the_whole_mesh(tmp_path):
+    import io
+
+    from sim.eval import grid
+
+    spec = grid.GridSpec(out=tmp_path, presets=("rtl-3x3",), models=("tiny-8x2",), tokens=(16,),
+                         routings=("uniform",), srams=("preset",), groups="2")
+    index = grid.run_grid(spec, log=io.StringIO())
+    assert index["grid"]["groups"] == "2" and len(index["points"]) == 1
+    doc = json.loads((tmp_path / index["points"][0]["file"]).read_text())
+    assert doc["point"]["groups"] == [[0, 1, 4, 3], [2, 5, 8, 7, 6]]
+    runs = {r["strategy"]: r for r in doc["runs"]}
+    assert len(runs) == 6
+    assert all(("groups" in r["config"]) == (s in FSE_DP) for s, r in runs.items())
+    with pytest.raises(grid.GridError, match=r"--groups 4: the 3x3 mesh has no default partition into 4 rings.*"
+                                             r"\(preset rtl-3x3\)"):
+        grid.check_spec(grid.GridSpec(out=tmp_path, presets=("paper-4x4", "rtl-3x3"), groups="4"))
