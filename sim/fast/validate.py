@@ -58,8 +58,9 @@ GROUP_CONFIGS = (
 
 
 def grid(full: bool = False, configs=CONFIGS) -> list[dict]:
-    """Points as keyword arguments of :func:`sim.workload.prepare` (every strategy; those
-    that do not fit a budget are left out by :func:`cross_validate`)."""
+    """Points as keyword arguments of :func:`sim.workload.prepare` (every strategy, or the
+    FSE-DP ones with ``groups`` for :data:`GROUP_CONFIGS`; those that do not fit a budget
+    are left out by :func:`cross_validate`)."""
     points = []
     for preset, sram, models, small, large, *grouped in configs:
         extra = {"groups": grouped[0]} if grouped else {}
