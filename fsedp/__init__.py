@@ -70,12 +70,15 @@ def routing(spec: str, model: ModelPreset | str, tokens: int, seed: int = 0) -> 
 
 def prepare(hw, model, trace, strategy: str = "fse-dp-paired", *, seed: int = 0, slices: int | None = None,
             layout: str | None = None, sram: int | str | None = None, with_data: bool | None = None,
-            engine: str = "fast") -> Workload:
+            engine: str = "fast", groups=None) -> Workload:
     """Plan one layer of ``model`` under ``strategy`` on ``hw`` (objects, names or
     description files) for the tokens of ``trace`` (a :class:`RoutingTrace`, from
     :func:`routing` or :func:`from_logits`), and check that it fits the hardware.
 
     ``sram`` replaces the weight buffer per chiplet (bytes, or a size such as ``"8MiB"``).
+    ``groups`` (FSE-DP only; ``docs/groups.md``) cuts the mesh into chiplet groups, each
+    its own ring: a number N (a default partition), a string such as
+    ``"0,1,4,3;2,5,8,7,6"`` or a sequence of rings in visiting order.
     ``engine`` is the engine the workload is for (default ``"fast"``, like :func:`run`):
     ``with_data`` (default: only for ``engine="rtl"``) also makes the int8 weights and
     tokens, the programs and the golden output, which the RTL engine needs and the fast
@@ -90,7 +93,7 @@ def prepare(hw, model, trace, strategy: str = "fse-dp-paired", *, seed: int = 0,
     if isinstance(sram, str):
         sram = parse_size(sram)
     return _prepare(preset=hw, model=model, tokens=trace.num_tokens, routing_spec=trace, strategy=strategy,
-                    seed=seed, slices=slices, layout=layout, sram=sram,
+                    seed=seed, slices=slices, layout=layout, sram=sram, groups=groups,
                     with_data=engine == "rtl" if with_data is None else with_data)
 
 
@@ -116,15 +119,21 @@ def run(work: Workload | list, engine: str = "fast", progress=None):
 
 
 def compare(hw, model, trace, *, engine: str = "fast", strategies=STRATEGIES, seed: int = 0,
-            sram: int | str | None = None, slices: int | None = None, progress=None) -> tuple[list, list]:
+            sram: int | str | None = None, slices: int | None = None, groups=None,
+            progress=None) -> tuple[list, list]:
     """Every strategy on the same hardware, tokens and buffers: ``(results, skipped)``
     where ``skipped`` lists ``{strategy, reason}`` for each that does not fit (or does not
-    take an option given), as ``fsedp compare`` prints them.  ``progress`` is passed to
-    :func:`run` (the RTL engine's build and run status)."""
+    take an option given), as ``fsedp compare`` prints them.  ``groups`` applies to the
+    FSE-DP strategies; the EP family runs on the whole mesh as without it (as ``fsedp
+    compare --groups`` does).  ``progress`` is passed to :func:`run` (the RTL engine's
+    build and run status)."""
+    from scheduler.strategies import FSE_DP
+
     works, skipped = [], []
     for s in strategies:
         try:
-            works.append(prepare(hw, model, trace, s, seed=seed, sram=sram, slices=slices, engine=engine))
+            works.append(prepare(hw, model, trace, s, seed=seed, sram=sram, slices=slices, engine=engine,
+                                 groups=groups if s in FSE_DP else None))
         except (FitError, PlanError) as exc:
             if isinstance(exc, PlanError) and not isinstance(exc, FitError) and "does not apply" not in str(exc):
                 raise

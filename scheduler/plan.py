@@ -89,11 +89,18 @@ class Plan:
     token_row : tuple of int
         Row of each token in its home chiplet's token buffer.
     expert_order : tuple of int
-        Experts with at least one token, in schedule order.
+        Experts with at least one token, in schedule order (with ``groups``: every
+        group's experts, in the order of the whole layer's token counts; each group's own
+        order is :meth:`group_experts`).
     streams : tuple of tuple of Transfer
         Per DRAM channel (in ``hardware.dram_chiplets`` order), the transfers in issue order.
     successor : tuple of int or None
         FSE-DP ring: ``successor[c]`` receives every slice chiplet ``c`` forwards (R1).
+    groups : tuple of tuple of int or None
+        FSE-DP with chiplet groups (``scheduler.groups``): the rings, each in visiting
+        order; every slice travels the ring of the channel that streamed it, and each
+        group's channels stream exactly the experts its tokens are routed to.  ``None``:
+        one ring over the whole mesh (or an EP-family plan).
     placement : dict or None
         EP family: expert -> tuple of the chiplets that compute its tiles (one chiplet
         unless the expert is split by FFN columns).
@@ -101,8 +108,8 @@ class Plan:
         Per chiplet: expert -> tuple of ``(row, gate_q)``: the token-buffer rows the
         chiplet applies that expert (each slice of it) to, with the Q0.8 gate weights.
         An expert absent from a chiplet's dict is never applied there; FSE-DP lists every
-        scheduled expert on every chiplet (possibly with no rows), since every slice
-        visits every chiplet.
+        expert scheduled on the chiplet's ring on every chiplet of it (possibly with no
+        rows), since every slice visits every chiplet of its ring.
     token_sends : tuple of TokenSend
         EP/Hydra dispatch; empty for FSE-DP.
     remote_rows : tuple of dict
@@ -135,6 +142,7 @@ class Plan:
     buffer_bytes: int = 0
     relay: bool = False
     successor: tuple | None = None
+    groups: tuple | None = None
     placement: dict | None = None
     token_sends: tuple = ()
     remote_rows: tuple = field(default=())
@@ -161,11 +169,26 @@ class Plan:
         return len(self.resident_tokens(chiplet)) + remote
 
     @cached_property
+    def _ring_lengths(self) -> tuple:
+        if self.successor is None:
+            return (1,) * self.num_chiplets
+        from hw.topology import ring_lengths
+        return tuple(ring_lengths(self.successor))
+
+    def ring_len(self, chiplet: int) -> int:
+        """Chiplets on ``chiplet``'s ring (controller register RING_LEN, R3: a slice makes
+        ``ring_len - 1`` forwards); 1 for the EP family."""
+        return self._ring_lengths[chiplet]
+
+    def group_experts(self, group: int) -> tuple:
+        """With ``groups``: the experts group ``group``'s channels stream, in its order."""
+        return tuple(self.jobs[self.groups[group][0]])
+
+    @cached_property
     def _tiles(self) -> tuple:
         n = self.num_chiplets
         if self.successor is not None:
-            every = {e: tuple(range(self.slices)) for e in self.expert_order}
-            return tuple(every for _ in range(n))
+            return tuple({e: tuple(range(self.slices)) for e in self.jobs[c]} for c in range(n))
         out = [dict() for _ in range(n)]
         for stream in self.streams:
             for t in stream:

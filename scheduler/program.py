@@ -462,7 +462,7 @@ def encode_plan(plan, layer, tile: TileConfig) -> LayerPrograms:
         rows = plan.token_rows(c)
         words = [_set(isa.Reg.CHIPLET_ID, c),
                  _set(isa.Reg.SUCCESSOR, plan.successor[c] if plan.successor else c),
-                 _set(isa.Reg.RING_LEN, n if plan.successor else 1),
+                 _set(isa.Reg.RING_LEN, plan.ring_len(c)),
                  _set(isa.Reg.SLOTS, plan.slots), _set(isa.Reg.SLOT_WORDS, slot_words),
                  _set(isa.Reg.D_MODEL, d), _set(isa.Reg.SLICE_COLS, cols), _set(isa.Reg.TOKEN_ROWS, rows),
                  _set(isa.Reg.ARRIVALS, plan.arrivals(c)), _set(isa.Reg.RESULTS, plan.results_in(c)),

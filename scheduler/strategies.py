@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import groups as groups_
 from . import ring
 from .golden import quantize_gate_weights
 from .plan import STRATEGIES, FitError, Plan, PlanError, TokenSend, Transfer
@@ -67,8 +68,11 @@ def spread_tokens(num_tokens: int, num_chiplets: int) -> tuple[list[int], list[i
     return home, row
 
 
-def _check(strategy, model: ModelPreset, hw: HardwarePreset, trace: RoutingTrace, layout):
+def _check(strategy, model: ModelPreset, hw: HardwarePreset, trace: RoutingTrace, layout, groups):
     trace.check_fits(model.num_experts, model.top_k)
+    if groups is not None and strategy not in FSE_DP:
+        raise PlanError(f"--groups does not apply to {strategy}: only FSE-DP streams its slices round rings "
+                        f"(the EP family places experts on chiplets over the whole mesh)")
     if layout is not None and strategy not in FSE_DP:
         raise PlanError(f"--layout does not apply to {strategy}: only FSE-DP lays its slice sequence out over "
                         f"the DRAM channels (the EP family stripes each expert's tiles over every channel)")
@@ -89,26 +93,46 @@ def _resident_jobs(trace, home, row, gate_q, chiplet, experts):
     return jobs
 
 
-def _fse_dp(strategy, model, hw, trace, size: Sizing, layout) -> Plan:
-    counts = trace.tokens_per_expert(model.num_experts)
-    order = expert_order(counts, paired=strategy == "fse-dp-paired")
+def _layout(sequence, channels: int, layout: str) -> list:
+    """A slice sequence laid out over ``channels`` DRAM channels: round-robin (EVEN) or
+    in contiguous parts (SEQUENTIAL)."""
+    if layout == "round-robin":
+        return [sequence[i::channels] for i in range(channels)]
+    bounds = [round(i * len(sequence) / channels) for i in range(channels + 1)]
+    return [sequence[bounds[i]:bounds[i + 1]] for i in range(channels)]
+
+
+def _fse_dp(strategy, model, hw, trace, size: Sizing, layout, groups) -> Plan:
+    """FSE-DP on one ring over the mesh, or on the rings of chiplet ``groups``: per ring,
+    the experts its resident tokens are routed to, ordered from the ring's own token
+    counts, expanded into their S slices and laid out over the DRAM channels attached to
+    the ring's chiplets; every slice visits every chiplet of its ring once."""
+    paired = strategy == "fse-dp-paired"
     home, row = spread_tokens(trace.num_tokens, hw.num_chiplets)
     gate_q = quantize_gate_weights(trace.weights)
-    sequence = [(e, s) for e in order for s in range(size.slices)]
-    channels = hw.dram_channels
-    if layout == "round-robin":
-        parts = [sequence[i::channels] for i in range(channels)]
-    else:
-        bounds = [round(i * len(sequence) / channels) for i in range(channels + 1)]
-        parts = [sequence[bounds[i]:bounds[i + 1]] for i in range(channels)]
-    streams = tuple(tuple(Transfer(e, s, hw.dram_chiplets[ch]) for e, s in part)
-                    for ch, part in enumerate(parts))
-    jobs = tuple({e: tuple(v) for e, v in _resident_jobs(trace, home, row, gate_q, c, order).items()}
-                 for c in range(hw.num_chiplets))
+    rings = groups or (tuple(ring.ring_order(hw.rows, hw.cols)),)
+    streams = [()] * hw.dram_channels
+    jobs = [None] * hw.num_chiplets
+    for g, members in enumerate(rings):
+        tokens = [t for t in range(trace.num_tokens) if home[t] in members]
+        counts = np.bincount(trace.experts[tokens].ravel(), minlength=model.num_experts)
+        order = expert_order(counts, paired)
+        channels = [ch for ch, c in enumerate(hw.dram_chiplets) if c in members]
+        if order and not channels:
+            raise PlanError(f"--groups: group {g} (chiplets {' '.join(map(str, members))}) holds tokens but none of "
+                            f"its chiplets has a DRAM channel (channels on chiplets "
+                            f"{', '.join(map(str, hw.dram_chiplets))})")
+        sequence = [(e, s) for e in order for s in range(size.slices)]
+        for ch, part in zip(channels, _layout(sequence, len(channels), layout) if channels else ()):
+            streams[ch] = tuple(Transfer(e, s, hw.dram_chiplets[ch]) for e, s in part)
+        for c in members:
+            jobs[c] = {e: tuple(v) for e, v in _resident_jobs(trace, home, row, gate_q, c, order).items()}
+    counts = trace.tokens_per_expert(model.num_experts)
     return Plan(strategy=strategy, model=model, hardware=hw, trace=trace, slices=size.slices,
-                token_home=tuple(home), token_row=tuple(row), expert_order=tuple(order),
-                streams=streams, jobs=jobs, slot_bytes=size.slot_bytes, slots=size.slots,
-                buffer_bytes=size.buffer_bytes, successor=tuple(ring.mesh_ring(hw.rows, hw.cols)))
+                token_home=tuple(home), token_row=tuple(row), expert_order=tuple(expert_order(counts, paired)),
+                streams=tuple(streams), jobs=tuple(jobs), slot_bytes=size.slot_bytes, slots=size.slots,
+                buffer_bytes=size.buffer_bytes, successor=groups_.successors(rings, hw.num_chiplets),
+                groups=groups)
 
 
 # ---------------------------------------------------------------------------- EP family
@@ -296,22 +320,25 @@ def _ep_whole(strategy, model, hw, trace, size: Sizing) -> Plan:
 
 
 def build_plan(strategy: str, model: ModelPreset, hardware: HardwarePreset, trace: RoutingTrace, *,
-               slices: int | None = None, layout: str | None = None) -> Plan:
+               slices: int | None = None, layout: str | None = None, groups=None) -> Plan:
     """Plan one MoE layer under ``strategy`` (one of :data:`scheduler.plan.STRATEGIES`) on
     ``hardware`` with its weight buffer (``hardware.weight_sram_bytes``).
 
     ``slices`` (S; not for the whole-expert strategies) and the slot count follow from the
     budget (:func:`scheduler.sizing.size_plan`) unless ``slices`` is given; ``layout``
-    (FSE-DP only) is the slice layout over DRAM channels, one of :data:`LAYOUTS`.  An
-    option the strategy does not use raises :class:`PlanError`; a plan that does not fit
-    the hardware raises :class:`FitError`.
+    (FSE-DP only) is the slice layout over DRAM channels, one of :data:`LAYOUTS`;
+    ``groups`` (FSE-DP only) cuts the mesh into chiplet groups, each its own ring: a
+    number of groups, a ``--groups`` string or a sequence of rings
+    (:func:`scheduler.groups.resolve`).  An option the strategy does not use raises
+    :class:`PlanError`; a plan that does not fit the hardware raises :class:`FitError`.
     """
     if strategy not in STRATEGIES:
         raise PlanError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
-    _check(strategy, model, hardware, trace, layout)
+    _check(strategy, model, hardware, trace, layout, groups)
+    rings = groups_.resolve(groups, hardware)
     size = size_plan(strategy, model, hardware, slices)
     if strategy in FSE_DP:
-        return _fse_dp(strategy, model, hardware, trace, size, layout or DEFAULT_LAYOUT)
+        return _fse_dp(strategy, model, hardware, trace, size, layout or DEFAULT_LAYOUT, rings)
     if strategy in WHOLE_EXPERT:
         return _ep_whole(strategy, model, hardware, trace, size)
     return _ep_tiled(strategy, model, hardware, trace, size)

@@ -130,6 +130,20 @@ def resolve_workload_flags(args) -> None:
     from sim.workload import check_tokens
 
     check_tokens(hw, args.tokens)
+    if getattr(args, "groups", None) is not None:
+        check_groups_flag(args, hw)
+
+
+def check_groups_flag(args, hw) -> None:
+    """``--groups`` into its rings on this mesh (one-line errors before any work), and
+    refused for a strategy other than FSE-DP (``compare`` runs the EP family without it)."""
+    from scheduler import groups, strategies
+
+    strategy = getattr(args, "strategy", None)
+    if strategy is not None and strategy not in strategies.FSE_DP:
+        raise UsageError(f"--groups does not apply to {strategy}: only FSE-DP ({', '.join(strategies.FSE_DP)}) "
+                         f"streams its slices round rings")
+    args.groups = groups.resolve(args.groups, hw)
 
 
 def _size(text):
@@ -277,7 +291,8 @@ def cmd_programs(args):
     hw, model, trace = workload(args)
     if args.sram is not None:
         hw = hw.with_weight_sram(args.sram)
-    plan = strategies.build_plan(args.strategy, model, hw, trace, slices=args.slices, layout=args.layout)
+    plan = strategies.build_plan(args.strategy, model, hw, trace, slices=args.slices, layout=args.layout,
+                                 groups=args.groups)
     layer = golden.random_layer(model.num_experts, model.d_model, model.d_ff, args.seed)
     progs = program.encode_plan(plan, layer, SystemConfig.from_preset(hw).tile)
     program.write_programs(progs, args.out)
@@ -308,10 +323,14 @@ def cmd_asm(args):
 
 
 def _workload(args, strategy):
+    """The workload of ``strategy`` from the flags; ``--groups`` goes to the FSE-DP
+    strategies only (``compare`` runs the EP family on the whole mesh)."""
+    from scheduler.strategies import FSE_DP
     from sim.workload import prepare
 
     return prepare(preset=args.preset, model=args.model, tokens=args.tokens, routing_spec=args.routing,
                    strategy=strategy, seed=args.seed, slices=args.slices, layout=args.layout, sram=args.sram,
+                   groups=args.groups if strategy in FSE_DP else None,
                    with_data=args.engine == "rtl", dram_jitter=args.dram_jitter,
                    dram_jitter_seed=(1 if args.jitter_seed is None else args.jitter_seed) if args.dram_jitter else 0)
 
@@ -362,6 +381,19 @@ def _print_run(j):
           f"{fmt(max(j['peak_onchip_bytes']))} per chiplet (slots held x slot bytes + token rows in use)")
 
 
+def _print_groups(works):
+    """With ``--groups``: the rings, and which strategies ran with them."""
+    from scheduler.groups import describe
+
+    grouped = [w for w in works if w.plan.groups]
+    if not grouped:
+        return
+    others = [w.strategy for w in works if not w.plan.groups]
+    print(f"chiplet groups (--groups): rings {describe(grouped[0].plan.groups)} for "
+          f"{', '.join(w.strategy for w in grouped)}"
+          + (f"; {', '.join(others)} ran without groups, on the whole mesh" if others else ""))
+
+
 def _print_jitter(work):
     if work.system.dram_jitter:
         print(f"DRAM latency jitter: 0..{work.system.dram_jitter} extra cycles per request (LFSR seed "
@@ -398,6 +430,7 @@ def cmd_run(args):
         work = with_program_file(work, args.programs)
     result = _engine_run(args, [work])[0].to_json(tech=args.tech)
     _print_run(result)
+    _print_groups([work])
     _print_jitter(work)
     if args.json:
         with open(args.json, "w") as f:
@@ -449,6 +482,7 @@ def cmd_compare(args):
           f"{fmt(hw.weight_sram_bytes)}{' (--sram)' if args.sram else ''} + token and accumulator buffers "
           f"{fmt(hw.token_sram_bytes)}")
     _print_jitter(works[0])
+    _print_groups(works)
     print(results.table(rows))
     for s in skipped:
         print(s["reason"] if s["reason"].startswith(s["strategy"] + " ") else f"{s['strategy']}: {s['reason']}")
@@ -468,6 +502,11 @@ def add_strategy_flags(p: argparse.ArgumentParser, with_strategy: bool = True) -
                         "blocks and give the preset's slot target; see docs/sram.md); not for ep-whole, ep-paper")
     p.add_argument("--layout", default=None, choices=strategies.LAYOUTS,
                    help="FSE-DP slice layout over the DRAM channels (default round-robin); FSE-DP only")
+    p.add_argument("--groups", default=None, metavar="N|RINGS",
+                   help="FSE-DP in chiplet groups, each its own ring (docs/groups.md): N picks the default "
+                        "partition (3x3: 2; 4x4: 2, 4; 2x2: 2; 1: the mesh ring), or explicit rings in visiting "
+                        "order, e.g. '0,1,4,3;2,5,8,7,6'; FSE-DP only"
+                        + ("" if with_strategy else " (compare runs the EP family without groups)"))
     add_sram_flag(p)
 
 

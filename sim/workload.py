@@ -86,14 +86,17 @@ def check_tokens(hw: presets.HardwarePreset, tokens: int) -> None:
 def prepare(*, preset, model, tokens: int, routing_spec: str, strategy: str, seed: int = 0,
             slices: int | None = None, layout: str | None = None, sram: int | None = None,
             system: SystemConfig | None = None, with_data: bool = True, dram_jitter: int = 0,
-            dram_jitter_seed: int = 0, check_deadlock: bool = True) -> Workload:
+            dram_jitter_seed: int = 0, groups=None, check_deadlock: bool = True) -> Workload:
     """Build a workload from presets and options (raises clear ``ValueError``s).
 
     ``preset`` and ``model`` are preset names, ``.toml`` description files or preset
     objects (:mod:`scheduler.description`); ``routing_spec`` a ``--routing`` value or a
     :class:`scheduler.routing.RoutingTrace` of ``tokens`` tokens.
 
-    ``sram`` replaces the preset's weight buffer (bytes per chiplet).  Every plan is
+    ``sram`` replaces the preset's weight buffer (bytes per chiplet).  ``groups`` (FSE-DP
+    only) cuts the mesh into chiplet groups, each its own ring: a number N (a default
+    partition), a ``--groups`` string such as ``"0,1,4,3;2,5,8,7,6"`` or a sequence of
+    rings (:mod:`scheduler.groups`).  Every plan is
     checked against the configuration's capacities and the packet and instruction fields
     (:func:`scheduler.program.check_fits`; a :class:`scheduler.plan.FitError` names what
     does not fit) before any data is made, for both engines.  ``with_data=False`` stops
@@ -119,7 +122,7 @@ def prepare(*, preset, model, tokens: int, routing_spec: str, strategy: str, see
         routing_spec = "<trace>"
     else:
         trace = routing.from_spec(routing_spec, tokens, m.num_experts, m.top_k, seed)
-    plan = strategies.build_plan(strategy, m, hw, trace, slices=slices, layout=layout)
+    plan = strategies.build_plan(strategy, m, hw, trace, slices=slices, layout=layout, groups=groups)
     system = system or SystemConfig.from_preset(hw)
     if dram_jitter:
         system = dataclasses.replace(system, dram_jitter=dram_jitter)
@@ -133,6 +136,8 @@ def prepare(*, preset, model, tokens: int, routing_spec: str, strategy: str, see
             "strategy": strategy, "seed": seed, "slices": plan.slices, "slots": plan.slots,
             "slot_bytes": plan.slot_bytes, "layout": layout if plan.successor is not None else None,
             "sram": hw.weight_sram_bytes}
+    if plan.groups:
+        spec["groups"] = [list(r) for r in plan.groups]
     if plan.successor is not None and spec["layout"] is None:
         spec["layout"] = strategies.DEFAULT_LAYOUT
     if system.dram_jitter:

@@ -19,7 +19,8 @@ from sim.fast import validate
 
 def _name(config):
     preset, sram = config[0], config[1]
-    return preset + (f"-{sram // 1024}KiB" if sram else "")
+    groups = f"-groups{config[5]}".replace(";", "|") if len(config) > 5 else ""
+    return preset + (f"-{sram // 1024}KiB" if sram else "") + groups
 
 
 def _check(config, full):
@@ -51,4 +52,17 @@ def test_fast_model_matches_rtl(config):
 @pytest.mark.slow
 @pytest.mark.parametrize("config", validate.CONFIGS, ids=_name)
 def test_fast_model_matches_rtl_full_grid(config):
+    _check(config, full=True)
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("config", [c for c in validate.GROUP_CONFIGS if c[3]], ids=_name)
+def test_fast_model_matches_rtl_in_chiplet_groups(config):
+    _check(config, full=False)
+
+
+@pytest.mark.cocotb
+@pytest.mark.slow
+@pytest.mark.parametrize("config", validate.GROUP_CONFIGS, ids=_name)
+def test_fast_model_matches_rtl_in_chiplet_groups_full_grid(config):
     _check(config, full=True)

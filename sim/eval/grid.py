@@ -20,6 +20,12 @@ written so far (rewritten after each point, so a stopped grid leaves a usable fo
 With the fast engine and more than one job the points run as tasks on a Dask local
 cluster (:func:`sim.eval.sweep.executor`, the machinery of ``fsedp sweep``); with one job,
 serially in this process.  The RTL engine runs points in batches per simulator launch.
+
+``--groups N`` (or explicit rings, as ``fsedp compare --groups`` takes them) runs the
+FSE-DP strategies of every point in chiplet groups (``docs/groups.md``) and the EP family
+on the whole mesh, as ``compare --groups`` does; the grouping is one value for the whole
+grid (write it to its own folder and report the two folders side by side), resolved on
+every preset before any point runs.
 """
 
 from __future__ import annotations
@@ -34,8 +40,10 @@ import time
 from dataclasses import dataclass
 
 from scheduler import description, presets, routing
+from scheduler import groups as chiplet_groups
 from scheduler.plan import STRATEGIES, FitError, PlanError
 from scheduler.sizing import WHOLE_EXPERT, paper_budget
+from scheduler.strategies import FSE_DP
 from sim import results
 
 from .bound import layer_bound, lockstep_factor
@@ -76,6 +84,7 @@ class GridSpec:
     jobs: int = 1
     slices: tuple = (None,)         # S of the slice-streaming strategies (None: from the budget)
     strategies: tuple = STRATEGIES
+    groups: object = None           # FSE-DP chiplet groups (a --groups value), the same on every point
 
 
 def budget_label(sram) -> str:
@@ -99,6 +108,7 @@ class Point:
     sram: object = "preset"   # bytes per chiplet, "paper" or "preset"
     slices: int | None = None     # S of fse-dp, fse-dp-paired, ep and hydra (None: from the budget)
     strategies: tuple = STRATEGIES
+    groups: object = None         # FSE-DP chiplet groups (a --groups value; None: one ring)
 
     @property
     def preset_name(self) -> str:
@@ -188,6 +198,17 @@ def check_spec(spec: GridSpec) -> None:
                     hw.with_weight_sram(b)
                 except presets.PresetError as exc:
                     raise GridError(f"--sram: {exc}") from None
+    if spec.groups is not None:
+        for p in spec.presets:
+            hw = presets.get_hardware(p)
+            try:
+                rings = chiplet_groups.resolve(spec.groups, hw)
+            except chiplet_groups.GroupError as exc:
+                raise GridError(f"{exc} (preset {hw.name})") from None
+            bare = [r for r in rings if not any(c in hw.dram_chiplets for c in r)]
+            if bare:
+                raise GridError(f"--groups: ring {chiplet_groups.describe(bare[:1])} of {hw.name} has no DRAM channel "
+                                f"(channels on chiplets {', '.join(map(str, hw.dram_chiplets))})")
     _engine(spec.engine)
 
 
@@ -219,7 +240,7 @@ def resolve_routings(spec: GridSpec) -> dict:
 
 
 def grid_points(spec: GridSpec, resolved: dict) -> list[Point]:
-    return [Point(p, m, *resolved[m, r], tokens=t, sram=b, slices=s, strategies=spec.strategies)
+    return [Point(p, m, *resolved[m, r], tokens=t, sram=b, slices=s, strategies=spec.strategies, groups=spec.groups)
             for p in spec.presets for m in spec.models for r in spec.routings for t in spec.tokens
             for b in spec.srams for s in spec.slices]
 
@@ -252,7 +273,8 @@ def point_workloads(point: Point, engine: str, seed: int) -> tuple[list, list]:
         try:
             works.append(prepare(preset=point.preset, model=point.model, tokens=point.tokens,
                                  routing_spec=point.spec, strategy=s, seed=seed, sram=point.budget(s),
-                                 slices=None if s in WHOLE_EXPERT else point.slices, with_data=engine == "rtl"))
+                                 slices=None if s in WHOLE_EXPERT else point.slices, with_data=engine == "rtl",
+                                 groups=point.groups if s in FSE_DP else None))
         except FitError as exc:
             skipped.append({"strategy": s, "fits": False, "reason": str(exc)})
         except PlanError as exc:
@@ -261,9 +283,13 @@ def point_workloads(point: Point, engine: str, seed: int) -> tuple[list, list]:
 
 
 def point_record(point: Point, bound: dict | None) -> dict:
-    return {"preset": point.preset_name, "model": point.model, "routing": point.routing,
-            "routing_spec": point.spec, "routing_source": point.source, "tokens": point.tokens,
-            "sram": point.sram, "sram_label": budget_label(point.sram), "bound": bound}
+    record = {"preset": point.preset_name, "model": point.model, "routing": point.routing,
+              "routing_spec": point.spec, "routing_source": point.source, "tokens": point.tokens,
+              "sram": point.sram, "sram_label": budget_label(point.sram), "bound": bound}
+    if point.groups is not None:
+        rings = chiplet_groups.resolve(point.groups, presets.get_hardware(point.preset))
+        record["groups"] = [list(r) for r in rings]
+    return record
 
 
 def compare_json(runs: list, record: dict, skipped: list = ()) -> dict:
@@ -279,7 +305,7 @@ def not_bit_exact(doc: dict) -> list:
 def where(point: Point) -> str:
     """The point in one line of progress or of an error."""
     return (f"{point.preset_name} {point.model} {point.routing} L={point.tokens} {budget_label(point.sram)}"
-            + (f" S={point.slices}" if point.slices else ""))
+            + (f" S={point.slices}" if point.slices else "") + (f" groups={point.groups}" if point.groups else ""))
 
 
 def progress_line(point: Point, doc: dict, seconds: float) -> str:
@@ -298,7 +324,7 @@ def _write_index(spec: GridSpec, resolved: dict, records: list) -> None:
     index = {"grid": {"engine": spec.engine, "presets": list(spec.presets), "models": list(spec.models),
                       "tokens": list(spec.tokens), "routings": list(spec.routings),
                       "srams": [budget_label(b) for b in spec.srams], "seed": spec.seed,
-                      "strategies": list(STRATEGIES)},
+                      "strategies": list(STRATEGIES), "groups": spec.groups},
              "routing": notes, "points": records}
     (spec.out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
 

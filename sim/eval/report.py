@@ -1006,7 +1006,8 @@ def cmd_grid(args) -> None:
                          routings=tuple(r.strip() for r in args.routing.split(",") if r.strip()) or ("real",),
                          srams=grid.parse_srams(args.sram) if args.sram else
                          (grid.PAPER_SRAM if args.engine == "fast" else ("preset",)),
-                         seed=args.seed, jobs=grid.default_jobs() if args.jobs is None else args.jobs)
+                         seed=args.seed, jobs=grid.default_jobs() if args.jobs is None else args.jobs,
+                         groups=args.groups)
     index = grid.run_grid(spec)
     print(f"wrote {len(index['points'])} compare JSON files and index.json to {spec.out}; "
           f"`fsedp report {spec.out}` turns them into tables and plots")
@@ -1038,6 +1039,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for routing (and weights and tokens with rtl)")
     p.add_argument("--jobs", "-j", type=int, default=None,
                    help="worker processes for the fast engine (default: the machine's cores, at most 8)")
+    p.add_argument("--groups", default=None, metavar="N|RINGS",
+                   help="run FSE-DP in chiplet groups at every point, as `fsedp compare --groups` (the EP family "
+                        "on the whole mesh; docs/groups.md); one value for the whole grid")
     p.set_defaults(func=cmd_grid)
 
     p = sub.add_parser("report", help="verdict, tables, CSV and plots from a folder of compare JSON files")

@@ -60,7 +60,7 @@ class Chiplet:
         self.k = system.kernel
         self.net = system.net
         plan = system.plan
-        self.ring_len = plan.num_chiplets if plan.successor is not None else 1
+        self.ring_len = plan.ring_len(cid)
         self.succ = plan.successor[cid] if plan.successor is not None else cid
         self.slot_count = plan.slots
         self.slots = [Slot() for _ in range(max(p.max_slots, plan.slots))]

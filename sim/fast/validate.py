@@ -10,7 +10,8 @@ with Mixtral's and OLMoE's shapes and real and synthetic routing, and on the pap
 presets ``rtl-2x2-long`` and ``rtl-3x3-long`` (8-cycle links, buffers sized to the credit
 round trip, 80-cycle DRAM latency, 384-flit slices), each at its preset weight buffer and
 at smaller budgets where the strategies get fewer slots (and ``ep-paper``, which needs two
-whole experts, does not fit).
+whole experts, does not fit).  :data:`GROUP_CONFIGS` adds FSE-DP (unpaired and paired) in
+chiplet groups (``docs/groups.md``): two rings on 3x3, two pairs on 2x2, explicit rings.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scheduler.plan import STRATEGIES, FitError
+from scheduler.strategies import FSE_DP
 
-__all__ = ["Row", "grid", "cross_validate", "table", "CYCLE_TOLERANCE", "CONFIGS"]
+__all__ = ["Row", "grid", "cross_validate", "table", "CYCLE_TOLERANCE", "CONFIGS", "GROUP_CONFIGS"]
 
 #: Largest relative cycle error the fast model may have on any point (the README and
 #: docs/fast_model.md publish this figure; tests/test_fast_vs_rtl.py asserts it).
@@ -44,18 +46,30 @@ CONFIGS = (
     ("rtl-3x3-long", 48 * 1024, (("small-8x2", ("mixtral:c4",)),), (), (16,)),
 )
 
+#: Chiplet groups, FSE-DP strategies only: the fields of :data:`CONFIGS` and the
+#: ``--groups`` value.
+GROUP_CONFIGS = (
+    ("rtl-3x3", None, (("tiny-8x2", ("mixtral:c4", "zipf:1.2")), ("tiny-64x8", ("olmoe:c4",))), (16,),
+     (4, 16, 64), 2),
+    ("rtl-3x3", None, (("tiny-8x2", ("uniform", "mixtral:c4")),), (), (16, 64), "0,1,2,5,4,3;6,7,8"),
+    ("rtl-2x2", None, (("tiny-8x2", ("mixtral:c4", "uniform")),), (), (4, 16, 64), 2),
+    ("rtl-2x2-long", None, (("small-8x2", ("mixtral:c4",)),), (), (16, 64), 2),
+)
+
 
 def grid(full: bool = False, configs=CONFIGS) -> list[dict]:
-    """Points as keyword arguments of :func:`sim.workload.prepare` (every strategy; those
-    that do not fit a budget are left out by :func:`cross_validate`)."""
+    """Points as keyword arguments of :func:`sim.workload.prepare` (every strategy, or the
+    FSE-DP ones with ``groups`` for :data:`GROUP_CONFIGS`; those that do not fit a budget
+    are left out by :func:`cross_validate`)."""
     points = []
-    for preset, sram, models, small, large in configs:
+    for preset, sram, models, small, large, *grouped in configs:
+        extra = {"groups": grouped[0]} if grouped else {}
         for model, routings in models:
             for routing in routings:
                 for tokens in (large if full else small):
-                    for strategy in STRATEGIES:
+                    for strategy in (FSE_DP if grouped else STRATEGIES):
                         points.append(dict(preset=preset, sram=sram, model=model, tokens=tokens,
-                                           routing_spec=routing, strategy=strategy))
+                                           routing_spec=routing, strategy=strategy, **extra))
     return points
 
 
@@ -92,7 +106,8 @@ class Row:
     def name(self) -> str:
         p = self.point
         budget = f" {p['sram'] // 1024}KiB" if p.get("sram") else ""
-        return f"{p['preset']}{budget} {p['model']} {p['routing_spec']} L={p['tokens']} {p['strategy']}"
+        groups = f" groups={p['groups']}" if p.get("groups") else ""
+        return f"{p['preset']}{budget}{groups} {p['model']} {p['routing_spec']} L={p['tokens']} {p['strategy']}"
 
 
 #: Counters that must be equal on every chiplet of every point: the work done and the
