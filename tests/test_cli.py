@@ -130,9 +130,13 @@ def test_ctrl_c_ends_with_one_line_and_status_130():
     import signal
     import time
 
+    # SIGINT at its default in the child: a test run started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt.
     proc = subprocess.Popen([sys.executable, "-m", "sim.cli", "run", "--engine", "fast", "--preset", "paper-4x4",
                              "--model", "mixtral-8x7b", "--tokens", "1024"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Interrupt once the run has used 4 s of CPU (well past its imports, into the
     # simulation), however loaded the machine is; a wall-clock wait was too short under load.
     deadline = time.monotonic() + 300
