@@ -18,24 +18,24 @@ __all__ = ["DescribedFlag", "DescribedEnum", "Unit", "RouterError", "ControllerE
            "SLOT_ERRORS", "bit", "error_enum", "error_status_layout", "ERROR_STATUS_BITS", "describe_bits"]
 
 
+def _described(cls, value, description=""):
+    """A member ``value`` with a ``description`` (the ``__new__`` of the two classes below)."""
+    obj = int.__new__(cls, value)
+    obj._value_ = value
+    obj.description = description
+    return obj
+
+
 class DescribedFlag(py_enum.IntFlag):
     """An ``IntFlag`` whose members are ``value, description``."""
 
-    def __new__(cls, value, description=""):
-        obj = int.__new__(cls, value)
-        obj._value_ = value
-        obj.description = description
-        return obj
+    __new__ = _described
 
 
 class DescribedEnum(py_enum.IntEnum):
     """An ``IntEnum`` whose members are ``value, description``."""
 
-    def __new__(cls, value, description=""):
-        obj = int.__new__(cls, value)
-        obj._value_ = value
-        obj.description = description
-        return obj
+    __new__ = _described
 
 
 def bit(flag) -> int:

@@ -7,23 +7,17 @@ default build has none of this logic: its Verilog does not change.  Each fault e
 acts from that cycle on or, where said, once (on the first event at or after it).
 """
 
-import enum as py_enum
-
 from amaranth.hdl import unsigned
 from amaranth.lib import data
+
+from .errors import DescribedEnum
 
 __all__ = ["Fault", "fault_layout", "unit_fault_layout"]
 
 
-class Fault(py_enum.IntEnum):
+class Fault(DescribedEnum):
     """The faults a test can inject, and what each ``arg`` is.  The router's input and
     output channels are numbered ``2 * direction + vc`` (``hw.router.Dir``)."""
-
-    def __new__(cls, value, description):
-        obj = int.__new__(cls, value)
-        obj._value_ = value
-        obj.description = description
-        return obj
 
     NONE = 0, "no fault"
     CREDIT_OVERFLOW = 1, ("the router stops freeing input channel arg (2 * direction + vc) and returns a credit "
