@@ -118,6 +118,8 @@ MODEL_FIELDS = (
     Field("", "slices", "slices", "int", "", "default micro-slices per expert S (divides d_ff)", required=True),
     Field("", "shared_experts", "shared_experts", "count", "experts", "always-on shared experts (not part of "
           "the routed layer that is timed)"),
+    Field("", "moe_layers", "moe_layers", "int", "layers", "MoE layers of the whole model (what `fsedp model` "
+          "runs; dense layers not counted)"),
 )
 
 _KIND_TEXT = {"int": "a positive integer", "count": "a non-negative integer", "float": "a positive number",

@@ -46,6 +46,9 @@ class ModelPreset:
         Experts per token.
     shared_experts : int
         Always-on shared experts of the model (not part of the routed layer we time).
+    moe_layers : int
+        MoE layers of the whole model (``fsedp model`` runs each); dense layers are not
+        counted.
     slices : int
         Default micro-slices per expert S for FSE-DP.
     source : str
@@ -59,9 +62,10 @@ class ModelPreset:
     slices: int
     source: str
     shared_experts: int = 0
+    moe_layers: int = 1
 
     def __post_init__(self):
-        for field in ("d_model", "d_ff", "num_experts", "top_k", "slices"):
+        for field in ("d_model", "d_ff", "num_experts", "top_k", "slices", "moe_layers"):
             value = getattr(self, field)
             if not isinstance(value, int) or value <= 0:
                 raise PresetError(f"model {self.name!r}: {field} must be a positive integer, not {value!r}")
@@ -326,22 +330,23 @@ HARDWARE_PRESETS = {p.name: p for p in _PAPER_PRESETS + [_rtl(p) for p in _PAPER
 MODEL_PRESETS = {p.name: p for p in [
     ModelPreset("deepseek-moe-16b", 2048, 1408, 64, 6, slices=16, shared_experts=2,
                 source="DeepSeek-MoE-16B config.json (hidden_size 2048, moe_intermediate_size 1408, "
-                       "n_routed_experts 64, num_experts_per_tok 6, n_shared_experts 2)"),
+                       "n_routed_experts 64, num_experts_per_tok 6, n_shared_experts 2; num_hidden_layers 28 with "
+                       "first_k_dense_replace 1: 27 MoE layers)", moe_layers=27),
     ModelPreset("qwen3-30b-a3b", 2048, 768, 128, 8, slices=16,
                 source="Qwen3-30B-A3B config.json (hidden_size 2048, moe_intermediate_size 768, "
-                       "num_experts 128, num_experts_per_tok 8)"),
+                       "num_experts 128, num_experts_per_tok 8; num_hidden_layers 48, all MoE)", moe_layers=48),
     ModelPreset("phi-3.5-moe", 4096, 6400, 16, 2, slices=64,
                 source="Phi-3.5-MoE-instruct config.json (hidden_size 4096, intermediate_size 6400, "
-                       "num_local_experts 16, num_experts_per_tok 2)"),
+                       "num_local_experts 16, num_experts_per_tok 2; num_hidden_layers 32, all MoE)", moe_layers=32),
     ModelPreset("yuan2-m32", 2048, 8192, 32, 2, slices=64,
                 source="Yuan2.0-M32 config.json (hidden_size 2048, ffn_hidden_size 8192, "
-                       "num_experts 32, moe_top_k 2)"),
+                       "num_experts 32, moe_top_k 2; num_layers 24, all MoE)", moe_layers=24),
     ModelPreset("mixtral-8x7b", 4096, 14336, 8, 2, slices=64,
                 source="Mixtral-8x7B-v0.1 config.json (hidden_size 4096, intermediate_size 14336, "
-                       "num_local_experts 8, num_experts_per_tok 2)"),
+                       "num_local_experts 8, num_experts_per_tok 2; num_hidden_layers 32, all MoE)", moe_layers=32),
     ModelPreset("olmoe-1b-7b", 2048, 1024, 64, 8, slices=16,
                 source="OLMoE-1B-7B-0924 config.json (hidden_size 2048, intermediate_size 1024, "
-                       "num_experts 64, num_experts_per_tok 8)"),
+                       "num_experts 64, num_experts_per_tok 8; num_hidden_layers 16, all MoE)", moe_layers=16),
     ModelPreset("tiny-8x2", 32, 64, 8, 2, slices=8,
                 source="small RTL preset with the expert count and top-k of Mixtral-8x7B"),
     ModelPreset("tiny-64x8", 16, 32, 64, 8, slices=4,

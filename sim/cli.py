@@ -115,7 +115,10 @@ def default_routing(model) -> str:
 
 def resolve_workload_flags(args) -> None:
     """``--hardware`` into ``--preset``, the default routing from the model, and the
-    token count against what the hardware holds: all before any work starts."""
+    token count against what the hardware holds: all before any work starts.  A command
+    that checks its own flags (``own_flags``, e.g. ``fsedp model``) is left alone."""
+    if getattr(args, "own_flags", False):
+        return
     if getattr(args, "hardware", None):
         if args.preset != DEFAULTS["preset"]:
             raise UsageError("give --preset or --hardware, not both")
@@ -161,7 +164,7 @@ def add_sram_flag(p: argparse.ArgumentParser) -> None:
 
 #: Output flags that name a file, and commands whose ``--out`` is a folder.
 OUTPUT_FILES = ("json", "csv", "timeline", "waves")
-OUTPUT_DIR_COMMANDS = ("verilog", "grid", "report")
+OUTPUT_DIR_COMMANDS = ("verilog", "grid", "report", "model")
 
 
 def check_output_paths(args) -> None:
@@ -227,10 +230,11 @@ def cmd_presets(args):
                           "hardware": {n: p.summary() for n, p in presets.HARDWARE_PRESETS.items()}},
                          indent=2))
         return
-    print("Model presets (one MoE layer; d = hidden, f = expert FFN, E = routed experts, S = default slices)")
-    print(f"  {'name':<18}{'d':>6}{'f':>7}{'E':>5}{'top-k':>6}{'S':>4}{'expert':>11}  source")
+    print("Model presets (the shape of one MoE layer; d = hidden, f = expert FFN, E = routed experts, "
+          "S = default slices, layers = MoE layers of the whole model, for fsedp model)")
+    print(f"  {'name':<18}{'d':>6}{'f':>7}{'E':>5}{'top-k':>6}{'S':>4}{'layers':>7}{'expert':>11}  source")
     for p in presets.MODEL_PRESETS.values():
-        print(f"  {p.name:<18}{p.d_model:>6}{p.d_ff:>7}{p.num_experts:>5}{p.top_k:>6}{p.slices:>4}"
+        print(f"  {p.name:<18}{p.d_model:>6}{p.d_ff:>7}{p.num_experts:>5}{p.top_k:>6}{p.slices:>4}{p.moe_layers:>7}"
               f"{fmt(p.expert_bytes):>11}  {p.source}")
     print()
     print("Hardware presets (bandwidths in bytes per cycle: B/cyc/ch per DRAM channel, D2D per link direction; "
@@ -656,10 +660,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_jitter_flags(p)
     p.set_defaults(func=cmd_compare)
 
-    from sim.eval import area, report, sweep
+    from sim.eval import area, inference, report, sweep
     report.add_parsers(sub)
     area.add_parsers(sub)
     sweep.add_parsers(sub)
+    inference.add_parsers(sub)
 
     p = sub.add_parser("disasm", help="print a program file in its text form")
     p.add_argument("program", metavar="PROGRAM", help="program file written by `fsedp programs` or `fsedp asm`")

@@ -51,7 +51,7 @@ from .realstats import DOMAINS, real_routing
 
 __all__ = ["GridError", "GridSpec", "Point", "PAPER_MODELS", "PAPER_PRESETS", "PAPER_TOKENS", "PAPER_SRAM",
            "parse_names", "parse_tokens", "parse_srams", "budget_label", "check_spec", "resolve_routings",
-           "grid_points", "run_point", "point_record", "lost_point", "not_bit_exact", "where", "progress_line",
+           "grid_points", "run_point", "run_rtl_batch", "point_record", "lost_point", "not_bit_exact", "where", "progress_line",
            "problems", "run_grid"]
 
 PAPER_PRESETS = ("paper-2x2", "paper-3x3", "paper-4x4")
@@ -353,14 +353,15 @@ def run_point(point: Point, engine_name: str, seed: int) -> tuple:
     return compare_json(runs, point_record(point, bound), skipped), time.perf_counter() - t0, None
 
 
-def _run_rtl_batch(batch: list, spec: GridSpec) -> list:
-    """RTL: points of one preset and budget share a build and a simulator launch; a batch
-    whose simulation fails is rerun point by point, so a failing point costs only itself."""
+def run_rtl_batch(batch: list) -> list:
+    """RTL: ``(point, seed)`` pairs of one preset and budget share a build and a simulator
+    launch; a batch whose simulation fails is rerun point by point, so a failing point
+    costs only itself.  Returns ``(point, document, seconds, error)`` per pair."""
     from sim import rtl
 
     t0 = time.perf_counter()
     try:
-        loads = [point_workloads(p, "rtl", spec.seed) for p in batch]
+        loads = [point_workloads(p, "rtl", seed) for p, seed in batch]
         flat = [w for works, _ in loads for w in works]
         by_config = {}
         for w in flat:
@@ -371,14 +372,13 @@ def _run_rtl_batch(batch: list, spec: GridSpec) -> list:
                 done[id(w)] = r.to_json()
     except RuntimeError as exc:
         if len(batch) == 1:
-            return [(batch[0], None, 0.0, str(exc))]
-        return [r for p in batch for r in _run_rtl_batch([p], spec)]
+            return [(batch[0][0], None, 0.0, str(exc))]
+        return [r for item in batch for r in run_rtl_batch([item])]
     seconds = (time.perf_counter() - t0) / len(batch)
     out = []
-    for p, (works, skipped) in zip(batch, loads):
+    for (p, seed), (works, skipped) in zip(batch, loads):
         runs = [done[id(w)] for w in works]
-        bound = _bound(p, spec.seed)
-        out.append((p, compare_json(runs, point_record(p, bound), skipped), seconds, None))
+        out.append((p, compare_json(runs, point_record(p, _bound(p, seed)), skipped), seconds, None))
     return out
 
 
@@ -390,7 +390,7 @@ def _results(points: list, spec: GridSpec):
         for key in dict.fromkeys((p.preset, p.sram) for p in points):
             same = [p for p in points if (p.preset, p.sram) == key]
             for i in range(0, len(same), RTL_BATCH):
-                yield from _run_rtl_batch(same[i:i + RTL_BATCH], spec)
+                yield from run_rtl_batch([(p, spec.seed) for p in same[i:i + RTL_BATCH]])
         return
     from .sweep import execute, executor
 
