@@ -27,10 +27,12 @@ import time
 
 __all__ = ["setup_environment", "to_verilog", "write_if_changed", "build_dir_for", "get_runner",
            "build", "verilate", "Verilated", "BuildError", "build_lock", "has_build", "corrupt_cache_reason",
-           "with_heartbeat", "display_path", "ROOT", "SIMULATORS", "HEARTBEAT_SECONDS", "TRACE_WINDOW_SYMBOL"]
+           "with_heartbeat", "display_path", "ROOT", "SIMULATORS", "SIMULATOR_NAMES", "HEARTBEAT_SECONDS", "TRACE_WINDOW_SYMBOL"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SIMULATORS = ("verilator", "icarus")
+#: The simulators' names in messages.
+SIMULATOR_NAMES = {"verilator": "Verilator", "icarus": "Icarus Verilog"}
 _VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
 #: Seconds between "still building" lines while a build (or a wait for one) runs.
 HEARTBEAT_SECONDS = 15.0
@@ -304,7 +306,7 @@ def verilate(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verila
     and say how it went.
 
     ``progress``, if given, is called with one-line messages: that a fresh build starts
-    (``building <label> with Verilator (<estimate>; output in <log>)``), every
+    (``building <label> with Verilator (<estimate>; output in <log>)``, or the simulator's name), every
     :data:`HEARTBEAT_SECONDS` while it runs, and when it ends; that this process waits for
     another one building the same directory.  A build that finds its cache intact says
     nothing unless it takes longer than a heartbeat.
@@ -358,7 +360,7 @@ def verilate(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verila
                 progress, lambda elapsed: _build_status(label, log, toplevel, elapsed))
 
         if not expect_cached:
-            _say(progress, f"building {label} with Verilator ({estimate}; output in "
+            _say(progress, f"building {label} with {SIMULATOR_NAMES[sim]} ({estimate}; output in "
                            f"{display_path(log) if log is not None else 'the terminal'})")
         recovered = False
         try:
@@ -368,7 +370,7 @@ def verilate(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verila
             text = log.read_text(errors="replace") if log is not None and log.exists() else ""
             why = corrupt_cache_reason(text, had_build)
             if why is None:
-                raise BuildError(f"the Verilator build of {label} failed ({exc}); {where}") from None
+                raise BuildError(f"the {SIMULATOR_NAMES[sim]} build of {label} failed ({exc}); {where}") from None
             _say(progress, f"the build of {label} failed: {why}; that looks like a damaged cache, so "
                            f"{display_path(build_dir)} is deleted and built again ({estimate})")
             _clear_build_dir(build_dir, [*sources, *keep, *([log] if log is not None else []),
@@ -376,7 +378,7 @@ def verilate(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verila
             try:
                 attempt()
             except Exception as exc2:
-                raise BuildError(f"the Verilator build of {label} failed again after its build directory was "
+                raise BuildError(f"the {SIMULATOR_NAMES[sim]} build of {label} failed again after its build directory was "
                                  f"deleted and built afresh ({exc2}); {where}; `make clean` removes all builds"
                                  ) from None
             recovered = True
