@@ -161,6 +161,7 @@ def test_what_does_not_fit_says_so_by_layer(tmp_path, three_layer_model, capsys)
     (["--strategies", "ep,nope"], "unknown strategy 'nope'"),
     (["--preset", "rtl-2x2", "--hardware", "x.toml"], "give --preset or --hardware, not both"),
     (["--routing", "zipf:x"], "Zipf skew 'x' is not a number"),
+    (["--routing", "t.jsonl"], "a .jsonl trace is one layer's fixed tokens"),
 ])
 def test_bad_flags_are_one_line(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exc:
