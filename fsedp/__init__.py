@@ -30,7 +30,7 @@ from sim.results import RunResult
 from sim.workload import Workload
 
 __all__ = [
-    "hardware", "model", "routing", "prepare", "run", "compare", "compare_table",
+    "hardware", "model", "routing", "prepare", "run", "compare", "compare_table", "whole_model",
     "HardwarePreset", "ModelPreset", "RoutingTrace", "Workload", "RunResult",
     "HARDWARE_PRESETS", "MODEL_PRESETS", "STRATEGIES", "ENGINES",
     "load_hardware", "load_model", "dump_hardware", "dump_model", "from_logits", "load_trace", "write_trace",
@@ -146,6 +146,29 @@ def compare_table(results: list) -> str:
     from sim import results as _results
 
     return _results.table(_results.summarize([r.to_json() for r in results]))
+
+
+def whole_model(model, hw="paper-2x2", *, engine: str = "fast", strategies=STRATEGIES, prefill: int = 256,
+                batch: int = 16, steps: int = 4, layers: int | None = None, domain: str = "c4",
+                routing: str | None = None, attention_cycles: int = 0, sram: int | str | None = None,
+                seed: int = 0, jobs: int = 1) -> dict:
+    """Every MoE layer of ``model`` (its ``moe_layers``), a prefill pass of ``prefill``
+    tokens and ``steps`` decode steps of ``batch`` tokens, under ``strategies``: the
+    document ``fsedp model`` writes as ``model.json`` (``docs/model.md``), with ``totals``
+    per strategy and phase and every layer's results.  ``jobs`` > 1 runs the fast engine's
+    layers on a local Dask cluster of that many worker processes."""
+    from sim.eval import inference
+
+    _check_engine(engine)
+    spec = inference.ModelRunSpec(preset=hw, model=model, strategies=tuple(strategies), engine=engine,
+                                  prefill=prefill, batch=batch, steps=steps, layers=layers, domain=domain,
+                                  routing=routing, attention_cycles=attention_cycles,
+                                  sram="preset" if sram is None else (parse_size(sram) if isinstance(sram, str)
+                                                                      else sram),
+                                  seed=seed, jobs=jobs)
+    import io
+
+    return inference.run_model(spec, log=io.StringIO())
 
 
 def _check_engine(engine: str) -> None:

@@ -161,6 +161,7 @@ def test_what_does_not_fit_says_so_by_layer(tmp_path, three_layer_model, capsys)
     (["--strategies", "ep,nope"], "unknown strategy 'nope'"),
     (["--preset", "rtl-2x2", "--hardware", "x.toml"], "give --preset or --hardware, not both"),
     (["--routing", "zipf:x"], "Zipf skew 'x' is not a number"),
+    (["--routing", "t.jsonl"], "a .jsonl trace is one layer's fixed tokens"),
 ])
 def test_bad_flags_are_one_line(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exc:
@@ -178,3 +179,15 @@ def test_rtl_engine_runs_every_layer_bit_exact(three_layer_model):
     assert len(doc["layers"]) == 4
     assert all(r["runs"][s]["bit_exact"] is True for r in doc["layers"] for s in spec.strategies)
     assert all(doc["totals"][s][p]["bit_exact"] is True for s in spec.strategies for p in inference.PHASES)
+
+
+def test_python_api_whole_model():
+    """``fsedp.whole_model`` takes preset objects and gives the document ``fsedp model`` writes."""
+    import fsedp
+
+    m = dataclasses.replace(fsedp.model("tiny-8x2"), moe_layers=2)
+    doc = fsedp.whole_model(m, fsedp.hardware("rtl-2x2"), strategies=["fse-dp", "ep"], prefill=16, batch=4,
+                            steps=1, attention_cycles=10)
+    assert doc["layers_run"] == 2 and len(doc["layers"]) == 4 and doc["attention_cycles"] == 10
+    t = doc["totals"]["ep"]["decode"]
+    assert t["cycles"] == sum(10 + r["runs"]["ep"]["cycles"] for r in doc["layers"] if r["phase"] == "decode")

@@ -448,6 +448,38 @@ def test_tiny_grid_on_the_rtl_engine(tmp_path, capsys):
     assert "Bit-exact against the golden model: 6 of 6 checked runs." in rep.read_text()
 
 
+def test_grid_resumes_from_its_point_files(tmp_path, monkeypatch, capsys):
+    """A grid run again into its folder takes every point whose file holds that point's
+    result (same configuration and code) without simulating it; a truncated file, or a
+    point of another configuration, is computed again."""
+    calls = []
+
+    def engine(workloads):
+        calls.append(workloads[0].plan.trace.num_tokens)
+        return _stand_in_engine(workloads)
+
+    monkeypatch.setitem(sys.modules, "sim.fast", types.SimpleNamespace(run=engine))
+    out = tmp_path / "g"
+    argv = ["grid", "--out", str(out), "--presets", "paper-2x2", "--models", "mixtral-8x7b", "--tokens", "16,32",
+            "--sram", "8MiB", "--jobs", "1"]
+    assert cli.main(argv) == 0 and calls == [16, 32]
+    files = [out / f"paper-2x2__mixtral-8x7b__real-c4__L{n}__8MiB.json" for n in (16, 32)]
+    first = [f.read_text() for f in files]
+    assert all(len(json.loads(t)["point"]["cache_key"]) == 64 for t in first)
+    capsys.readouterr()
+    calls.clear()
+    assert cli.main(argv) == 0 and calls == []
+    assert [f.read_text() for f in files] == first
+    err = capsys.readouterr().err
+    assert err.count("(cached: its file holds this configuration's result)") == 2
+    assert len(json.loads((out / "index.json").read_text())["points"]) == 2
+    files[1].write_text(first[1][:100])              # a file cut short: computed again
+    assert cli.main(argv) == 0 and calls == [32] and files[1].read_text() == first[1]
+    calls.clear()
+    assert cli.main(argv + ["--seed", "1"]) == 0 and calls == [16, 32]     # another configuration
+    assert json.loads(files[0].read_text())["point"]["cache_key"] != json.loads(first[0])["point"]["cache_key"]
+
+
 def test_grid_isolates_a_failing_point_and_reports_it(tmp_path, monkeypatch, capsys):
     def engine(workloads):
         if any(w.plan.trace.num_tokens == 32 for w in workloads):

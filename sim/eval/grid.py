@@ -20,6 +20,11 @@ written so far (rewritten after each point, so a stopped grid leaves a usable fo
 With the fast engine and more than one job the points run as tasks on a Dask local
 cluster (:func:`sim.eval.sweep.executor`, the machinery of ``fsedp sweep``); with one job,
 serially in this process.  The RTL engine runs points in batches per simulator launch.
+A fast-engine point's file is its cache: it records the point's :func:`cache_key` (the
+sweep's key: the whole configuration and the code version), and a grid run again into
+the same folder takes every point whose file holds the same key as it is, so an
+interrupted grid resumes where it stopped (files are written whole, then moved in
+place).  RTL points are always run.
 
 ``--groups N`` (or explicit rings, as ``fsedp compare --groups`` takes them) runs the
 FSE-DP strategies of every point in chiplet groups (``docs/groups.md``) and the EP family
@@ -30,6 +35,7 @@ every preset before any point runs.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -51,7 +57,7 @@ from .realstats import DOMAINS, real_routing
 
 __all__ = ["GridError", "GridSpec", "Point", "PAPER_MODELS", "PAPER_PRESETS", "PAPER_TOKENS", "PAPER_SRAM",
            "parse_names", "parse_tokens", "parse_srams", "budget_label", "check_spec", "resolve_routings",
-           "grid_points", "run_point", "run_rtl_batch", "point_record", "lost_point", "not_bit_exact", "where", "progress_line",
+           "grid_points", "run_point", "run_rtl_batch", "cache_key", "cached_document", "point_record", "lost_point", "not_bit_exact", "where", "progress_line",
            "problems", "run_grid"]
 
 PAPER_PRESETS = ("paper-2x2", "paper-3x3", "paper-4x4")
@@ -382,22 +388,64 @@ def run_rtl_batch(batch: list) -> list:
     return out
 
 
+def cache_key(point: Point, engine: str, seed: int) -> str:
+    """A fast-engine point's cache key: :func:`sim.eval.sweep.point_key`, the sha256 of its
+    whole configuration (hardware and model fields, routing and its file, L, budget, S,
+    groups, strategies, engine, seed) and of the code."""
+    from .sweep import SweepPoint, point_key
+
+    hw = presets.get_hardware(point.preset)
+    return point_key(SweepPoint(dataclasses.replace(point, preset=hw), point.preset_name, engine, seed))
+
+
+def cached_document(path: pathlib.Path, key: str) -> dict | None:
+    """The point file at ``path`` if it is the complete result of ``key``; None if it is
+    missing, unreadable, truncated or of another configuration or code (recomputed)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ok = (isinstance(doc, dict) and isinstance(doc.get("point"), dict) and doc["point"].get("cache_key") == key
+          and isinstance(doc.get("runs"), list))
+    return doc if ok else None
+
+
+def _write_point(path: pathlib.Path, doc: dict) -> None:
+    """A point file, written to a temporary file and moved in place (a killed grid never
+    leaves a partial file under the point's name)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
 def _results(points: list, spec: GridSpec):
-    """``(point, document, seconds, error)`` as points finish: RTL points batched per
-    preset and budget; fast points on ``spec.jobs`` Dask worker processes (one task per
-    point), or serially here with one job."""
+    """``(point, document, seconds, error, cached)`` as points finish: RTL points batched
+    per preset and budget; fast points whose file in ``spec.out`` already holds their
+    result (same :func:`cache_key`) as they are, the others on ``spec.jobs`` Dask worker
+    processes (one task per point), or serially here with one job."""
     if spec.engine == "rtl":
         for key in dict.fromkeys((p.preset, p.sram) for p in points):
             same = [p for p in points if (p.preset, p.sram) == key]
             for i in range(0, len(same), RTL_BATCH):
-                yield from run_rtl_batch([(p, spec.seed) for p in same[i:i + RTL_BATCH]])
+                for result in run_rtl_batch([(p, spec.seed) for p in same[i:i + RTL_BATCH]]):
+                    yield (*result, False)
         return
     from .sweep import execute, executor
 
-    tasks = {f"grid-point-{i}": (p, spec.engine, spec.seed) for i, p in enumerate(points)}
-    with executor(spec.jobs) as client:
-        for key, result in execute(client, run_point, tasks, lost=lost_point):
-            yield (tasks[key][0], *result)
+    keys = [cache_key(p, spec.engine, spec.seed) for p in points]
+    tasks = {}
+    for i, p in enumerate(points):
+        doc = cached_document(spec.out / p.filename, keys[i])
+        if doc is not None:
+            yield p, doc, 0.0, None, True
+        else:
+            tasks[f"grid-point-{i}"] = (p, spec.engine, spec.seed)
+    with executor(spec.jobs if tasks else 1) as client:
+        for key, (doc, seconds, error) in execute(client, run_point, tasks, lost=lost_point):
+            i = int(key.rpartition("-")[2])
+            if doc is not None:
+                doc["point"]["cache_key"] = keys[i]
+            yield points[i], doc, seconds, error, False
 
 
 def problems(failed: list, inexact: list, written: str) -> str:
@@ -429,16 +477,20 @@ def run_grid(spec: GridSpec, log=None) -> dict:
           + (f" on {spec.jobs} Dask worker processes" if spec.engine == "fast" and spec.jobs > 1 else "")
           + f", writing to {spec.out}", file=log, flush=True)
     records, failed, inexact = [], [], []
-    for p, doc, seconds, error in _results(points, spec):
+    for p, doc, seconds, error, cached in _results(points, spec):
         if error:
             records.append({"file": None, **point_record(p, None), "error": error})
             failed.append(where(p))
             print(f"[{len(records)}/{len(points)}] {where(p)}: FAILED: {error[:200]}", file=log, flush=True)
         else:
-            (spec.out / p.filename).write_text(json.dumps(doc, indent=2) + "\n")
+            if not cached:
+                _write_point(spec.out / p.filename, doc)
             records.append({"file": p.filename, **doc["point"], "not_bit_exact": not_bit_exact(doc)})
             inexact += [f"{s} at {where(p)}" for s in not_bit_exact(doc)]
-            print(f"[{len(records)}/{len(points)}] {progress_line(p, doc, seconds)}", file=log, flush=True)
+            line = progress_line(p, doc, seconds)
+            if cached:
+                line = line.rpartition(" (")[0] + " (cached: its file holds this configuration's result)"
+            print(f"[{len(records)}/{len(points)}] {line}", file=log, flush=True)
         _write_index(spec, resolved, records)
     if failed or inexact:
         raise GridError(problems(failed, inexact, f"{spec.out} (see index.json and the runs' mismatches and "

@@ -124,6 +124,10 @@ def layer_routings(spec: ModelRunSpec, work_dir) -> tuple[list, str]:
     m = presets.get_model(spec.model)
     n = spec.layers or m.moe_layers
     if spec.routing is not None:
+        if spec.routing.endswith(".jsonl"):
+            raise ModelRunError(f"--routing {spec.routing}: a .jsonl trace is one layer's fixed tokens; every layer "
+                                "and step of fsedp model draws its own routing (give uniform, zipf:A or a statistics "
+                                ".json)")
         routing.from_spec(spec.routing, 1, m.num_experts, m.top_k, spec.seed)    # checks it
         return [LayerRouting(l, None, spec.routing, spec.routing) for l in range(n)], \
             f"routing {spec.routing} at every layer (each layer its own sample)"

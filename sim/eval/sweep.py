@@ -336,13 +336,16 @@ def _routing_file(spec: str) -> str | None:
 
 def point_config(sp: SweepPoint) -> dict:
     """Everything a point's result depends on: the hardware and model fields, the routing,
-    L, budget, S, strategies, engine, seed and the code version."""
+    L, budget, S, chiplet groups (grid points), strategies, engine, seed and the code
+    version."""
     p = sp.point
     return {"base": sp.base, "hardware": _fields(p.preset, description.HARDWARE_FIELDS),
             "model": p.model, "model_fields": _fields(presets.get_model(p.model), description.MODEL_FIELDS),
             "routing": {"label": p.routing, "spec": p.spec, "source": p.source, "file": _routing_file(p.spec)},
             "tokens": p.tokens, "sram": p.sram, "slices": p.slices, "strategies": sorted(p.strategies),
-            "engine": sp.engine, "seed": sp.seed, "code": code_version()}
+            "engine": sp.engine, "seed": sp.seed, "code": code_version()} | (
+        {} if p.groups is None else {"groups": p.groups if isinstance(p.groups, (int, str)) else
+                                     [list(r) for r in p.groups]})
 
 
 def point_key(sp: SweepPoint) -> str:
