@@ -13,7 +13,6 @@ one-line message (:func:`error_message`, :func:`stall_message`).
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import tempfile
 import threading
@@ -147,7 +146,8 @@ def build(config: SystemConfig, *, waves=False, progress=None, faults: bool = Fa
     bdir = _build_dir(config, waves, faults, sim)
     tile_v, system_v = bdir / "tile.v", bdir / "system.v"
     stamp = bdir / "sources.sha256"
-    digest = _hardware_digest(config) + ("+faults" if faults else "")
+    plain_digest = _hardware_digest(config) + ("+faults" if faults else "")
+    digest = plain_digest + ("" if sim == "verilator" else f"+{toolchain.for_simulator.__name__}:{sim}")
     converted = not (tile_v.exists() and system_v.exists() and stamp.exists() and stamp.read_text() == digest)
     estimate = _estimate(config, waves)
     label = bdir.name          # the configuration, and _vcd or _fst for a trace build
@@ -155,19 +155,21 @@ def build(config: SystemConfig, *, waves=False, progress=None, faults: bool = Fa
         _say(progress, f"--waves needs a build with tracing (a separate cached build, {toolchain.display_path(bdir)}; "
                        f"{estimate} the first time, seconds after that)")
     if converted:
-        plain = _build_dir(config, False, faults) if waves else None
+        # A trace or Icarus build takes the plain Verilator build's Verilog if it is current.
+        plain = _build_dir(config, False, faults) if waves or sim != "verilator" else None
         reuse = plain is not None and all((plain / f).exists() for f in ("tile.v", "system.v", "sources.sha256")) \
-            and (plain / "sources.sha256").read_text() == digest
+            and (plain / "sources.sha256").read_text() == plain_digest
         if reuse:
             _say(progress, f"reusing the Verilog of {toolchain.display_path(plain)}")
             for f in (tile_v, system_v):
-                toolchain.write_if_changed(f, (plain / f.name).read_text())
+                toolchain.write_if_changed(f, toolchain.for_simulator((plain / f.name).read_text(), sim))
         else:
             _say(progress, f"converting {config.name} to Verilog (Amaranth; under a minute) ...")
 
             def convert():
-                toolchain.write_if_changed(tile_v, toolchain.to_verilog(make_tile(config, faults), TILE_MODULE))
-                toolchain.write_if_changed(system_v, toolchain.to_verilog(System(config, faults), "system"))
+                for path, top, name in ((tile_v, make_tile(config, faults), TILE_MODULE),
+                                        (system_v, System(config, faults), "system")):
+                    toolchain.write_if_changed(path, toolchain.for_simulator(toolchain.to_verilog(top, name), sim))
 
             toolchain.with_heartbeat(convert, progress,
                                      lambda elapsed: f"still converting {config.name} to Verilog: {elapsed:.0f} s")
@@ -492,8 +494,6 @@ def run(workloads: list[Workload], config: SystemConfig | None = None, *, waves:
             raise RuntimeError(f"the system bench of {config.name} failed before writing its results{why}; "
                                f"see {kept}")
         raw = json.loads(out.read_text())
-        if os.environ.get("FSEDP_WATCH_X"):
-            import shutil as _sh; _sh.copy(log, "/tmp/icarus_sim.log")  # DEBUG
         if waves:
             produced = sorted(tmp.glob(f"*.{fmt}"))
             if not produced:

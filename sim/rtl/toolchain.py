@@ -25,7 +25,7 @@ import shutil
 import threading
 import time
 
-__all__ = ["setup_environment", "to_verilog", "write_if_changed", "build_dir_for", "get_runner",
+__all__ = ["setup_environment", "to_verilog", "for_simulator", "write_if_changed", "build_dir_for", "get_runner",
            "build", "verilate", "Verilated", "BuildError", "build_lock", "has_build", "corrupt_cache_reason",
            "with_heartbeat", "display_path", "ROOT", "SIMULATORS", "SIMULATOR_NAMES", "HEARTBEAT_SECONDS", "TRACE_WINDOW_SYMBOL"]
 
@@ -82,6 +82,26 @@ def to_verilog(component, name: str) -> str:
 
     text = verilog.convert(component, name=name, emit_src=False)
     return _TIME0.sub(lambda m: f"reg {m.group(1)};\n  initial {m.group(1)} = 1'b0;", text)
+
+
+# ``always @*`` followed by a single statement (no ``begin``): the blocks without Yosys's kick.
+_ALWAYS_STAR = re.compile(r"^(\s*)always @\*(?=\n\s+(?!begin\b)\S)", re.M)
+
+
+def for_simulator(text: str, sim: str) -> str:
+    """Verilog from :func:`to_verilog` as simulator ``sim`` needs it.  Icarus (under
+    cocotb's ``-g2012``) runs an ``always @*`` block only on an event of what it reads.
+    Yosys's procedural blocks read its time-0 kick (:data:`_TIME0`), but the blocks it
+    emits as a single statement do not: one that copies a register which never leaves its
+    initial value (``always @* x[15:8] = chiplet_id;`` of DRAM channel 0) or assigns a
+    constant (``always @* host_acc_cmd[268:13] = 256'h0;``) leaves its target X for the
+    whole run, where Verilator evaluates it at time 0.  Those blocks become
+    ``always_comb`` (the same combinational semantics, and it runs once at time 0); the
+    others are left alone (as ``always_comb`` a block that writes part of a vector and
+    reads another part re-triggers itself under Icarus).  Verilator builds are unchanged."""
+    if sim == "verilator":
+        return text
+    return _ALWAYS_STAR.sub(r"\1always_comb", text)
 
 
 def write_if_changed(path: pathlib.Path, text: str) -> bool:

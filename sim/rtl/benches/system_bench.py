@@ -134,44 +134,6 @@ def _report_progress(dut, index, count, tiles, drams):
     os.replace(tmp, path)
 
 
-async def _watch_x(dut, clk, tiles):
-    """DEBUG: the first cycle a valid transfer carries X, per interface."""
-    probes = []
-    for i in range(tiles):
-        t = getattr(dut, f"tile{i}")
-        for path, valid in (("datapath.wr__payload", "datapath.wr__valid"),
-                            ("datapath.mac_array.i__payload", "datapath.mac_array.i__valid"),
-                            ("datapath.mac_array.o__payload", "datapath.mac_array.o__valid"),
-                            ("datapath.accumulators.add__payload", "datapath.accumulators.add__valid"),
-                            ("datapath.accumulators.cmd__payload", "datapath.accumulators.cmd__valid"),
-                            ("datapath.vector_unit.i__payload", "datapath.vector_unit.i__valid"),
-                            ("datapath.vector_unit.o__payload", "datapath.vector_unit.o__valid"),
-                            ("router.dram__payload", "router.dram__valid"),
-                            ("in_e__payload", "in_e__valid"), ("in_s__payload", "in_s__valid"),
-                            ("in_w__payload", "in_w__valid"), ("in_n__payload", "in_n__valid")):
-            def get(pth, t=t):
-                h = t
-                for part in pth.split("."):
-                    h = getattr(h, part)
-                return h
-            try:
-                probes.append((f"tile{i}.{path}", get(path), get(valid)))
-            except AttributeError as exc:
-                cocotb.log.warning(f"WATCHX no {path}: {exc}")
-    seen = set()
-    cycle = 0
-    while True:
-        await FallingEdge(clk)
-        cycle += 1
-        for name, pay, val in probes:
-            if name in seen:
-                continue
-            v = val.value
-            if v.is_resolvable and int(v) == 1 and not pay.value.is_resolvable:
-                seen.add(name)
-                cocotb.log.warning(f"WATCHX cycle {cycle} {name} = {pay.value}")
-
-
 @cocotb.test()
 async def run_job(dut):
     with open(os.environ["FSEDP_JOB"]) as f:
@@ -214,8 +176,6 @@ async def run_job(dut):
             streams.append((f"d{k}_weight_wr", [int(x) for x in d["weights"]]))
         await _send_all(dut, clk, streams)
 
-        if os.environ.get("FSEDP_WATCH_X"):
-            cocotb.start_soon(_watch_x(dut, clk, tiles))
         dut.start.value = 1
         # The edge that samples start is cycle 0: the counter reads 0 after it and n after
         # the n-th edge after it.  Tracing of this time step has not happened yet.
