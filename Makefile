@@ -22,7 +22,9 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS)
 
+# The long tests include system runs under Icarus Verilog (a Debian package: no PyPI build).
 test-all: $(STAMP)
+	command -v iverilog >/dev/null || apt-get install -y iverilog || (apt-get update && apt-get install -y iverilog)
 	$(PY) -m pytest -n $(JOBS) -m "slow or not slow"
 
 clean:

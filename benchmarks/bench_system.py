@@ -1,4 +1,4 @@
-"""Whole-system speed under Verilator: build time per configuration, and simulated cycles
+"""Whole-system speed under Verilator (or Icarus): build time per configuration, and simulated cycles
 per wall-clock second of a layer run (start to done, measured inside the bench; and the
 whole simulator launch including loading and readback).
 
@@ -7,6 +7,7 @@ never asserted.
 
     .venv/bin/python benchmarks/bench_system.py [--presets rtl-2x2,rtl-4x4] [--tokens 64]
         [--fresh-build]    # build into an empty directory to time a cold build
+        [--sim icarus]     # Icarus Verilog instead (about a hundred times slower)
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from sim import rtl  # noqa: E402
 from sim.workload import prepare  # noqa: E402
 
 
-def bench(preset: str, model: str, tokens: int, routing: str) -> list[dict]:
+def bench(preset: str, model: str, tokens: int, routing: str, sim: str = "verilator") -> list[dict]:
     workloads = [prepare(preset=preset, model=model, tokens=tokens, routing_spec=routing, strategy=s)
                  for s in STRATEGIES]
-    b = rtl.build(workloads[0].system)
+    b = rtl.build(workloads[0].system, sim=sim)
     rows = []
     for r in rtl.run(workloads, built=b):
         j = r.to_json()
@@ -47,6 +48,7 @@ def main() -> None:
     ap.add_argument("--routing", default="mixtral:c4")
     ap.add_argument("--fresh-build", action="store_true", help="time cold builds in a temporary build directory")
     ap.add_argument("--json", help="also write the figures as JSON")
+    ap.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="the simulator")
     args = ap.parse_args()
     tmp = None
     if args.fresh_build:
@@ -56,7 +58,7 @@ def main() -> None:
     print(f"{'preset':8} {'strategy':14} {'cycles':>8} {'bit-exact':>9} {'build s':>8} "
           f"{'run s':>7} {'cycles/s':>10} {'launch s':>9}")
     for preset in args.presets.split(","):
-        for r in bench(preset, args.model, args.tokens, args.routing):
+        for r in bench(preset, args.model, args.tokens, args.routing, args.sim):
             rows.append(r)
             build = f"{r['build_s']}{'' if r['converted'] else '*'}"
             print(f"{r['preset']:8} {r['strategy']:14} {r['cycles']:>8} {str(r['bit_exact']):>9} {build:>8} "

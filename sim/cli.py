@@ -357,6 +357,8 @@ def _engine_run(args, workloads):
     if args.engine == "fast":
         if args.waves:
             raise UsageError("--waves needs the RTL engine (--engine rtl)")
+        if args.sim != "verilator":
+            raise UsageError(f"--sim {args.sim} picks the RTL engine's simulator; give --engine rtl too")
         from sim import fast
 
         return fast.run(workloads)
@@ -367,7 +369,7 @@ def _engine_run(args, workloads):
 
     system = workloads[0].system
     waves = rtl.wave_format(args.waves) if args.waves else False
-    b = rtl.build(system, waves=waves, progress=note)
+    b = rtl.build(system, waves=waves, progress=note, sim=args.sim)
     note(f"build {'cached' if b.cached else 'ready'} in {b.seconds:.1f} s; simulating {len(workloads)} workload(s) ...")
     return rtl.run(workloads, waves=args.waves, waves_from=getattr(args, "waves_from", None),
                    waves_to=getattr(args, "waves_to", None), progress=note, built=b)
@@ -524,6 +526,15 @@ def add_jitter_flags(p: argparse.ArgumentParser) -> None:
                    metavar="S", help="seed of the --dram-jitter LFSRs (default 1; 0 draws no jitter)")
 
 
+def add_sim_flag(p: argparse.ArgumentParser) -> None:
+    from sim.rtl.toolchain import SIMULATORS
+
+    p.add_argument("--sim", default="verilator", choices=SIMULATORS,
+                   help="the RTL engine's simulator: verilator (default), or icarus (Icarus Verilog, Debian package "
+                        "iverilog; about a hundred times slower; no waveforms), which shows the Verilog does not "
+                        "lean on one simulator's behaviour")
+
+
 def add_tech_flag(p: argparse.ArgumentParser) -> None:
     from sim.eval import energy
 
@@ -635,6 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the run's results as JSON")
     add_tech_flag(p)
     add_jitter_flags(p)
+    add_sim_flag(p)
     p.add_argument("--waves", metavar="FILE",
                    help="write a waveform of the run: FILE.vcd, or FILE.fst (needs liblz4-dev)")
     p.add_argument("--waves-from", type=_cycle, metavar="CYCLE", default=None,
@@ -658,6 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="write the summary table as CSV")
     add_tech_flag(p)
     add_jitter_flags(p)
+    add_sim_flag(p)
     p.set_defaults(func=cmd_compare)
 
     from sim.eval import area, inference, report, sweep

@@ -92,6 +92,7 @@ class Build:
     cached: bool = False    # a cache hit: neither the Verilog nor the C++ had to be rebuilt
     trace_window: bool = False   # a trace build that can record a window of cycles (run's waves_from/waves_to)
     faults: bool = False         # a test build with fault injection (hw.faults)
+    sim: str = "verilator"       # the simulator it was built for (toolchain.SIMULATORS)
 
 
 def wave_format(path) -> str:
@@ -110,11 +111,12 @@ def _estimate(config: SystemConfig, waves) -> str:
     return "about a minute" if minutes == 1 else f"about {minutes} minutes"
 
 
-def _build_dir(config: SystemConfig, waves, faults=False) -> pathlib.Path:
-    return toolchain.build_dir_for("system", config.name + ("_faults" if faults else "") + (f"_{waves}" if waves else ""))
+def _build_dir(config: SystemConfig, waves, faults=False, sim: str = "verilator") -> pathlib.Path:
+    return toolchain.build_dir_for("system", config.name + ("_faults" if faults else "") + (f"_{waves}" if waves else "")
+                                   + ("" if sim == "verilator" else f"_{sim}"))
 
 
-def build(config: SystemConfig, *, waves=False, progress=None, faults: bool = False) -> Build:
+def build(config: SystemConfig, *, waves=False, progress=None, faults: bool = False, sim: str = "verilator") -> Build:
     """Verilate ``config``, reusing the cached Verilog and objects when the HDL sources
     did not change.  The tools' output goes to ``build.log`` in the build directory.
     ``waves``: ``False``, ``"vcd"`` or ``"fst"``: a build with tracing, in a directory of
@@ -128,14 +130,24 @@ def build(config: SystemConfig, *, waves=False, progress=None, faults: bool = Fa
 
     ``faults`` (test only): the build with fault injection (:mod:`hw.faults`), in a
     directory of its own; the default build has none of its logic.
+
+    ``sim``: ``"verilator"`` (default) or ``"icarus"`` (Icarus Verilog, the Debian package
+    ``iverilog``; no waveforms; about a hundred times slower, for showing that the Verilog
+    does not lean on one simulator's behaviour), each in a build directory of its own.
     """
+    if sim not in toolchain.SIMULATORS:
+        raise ValueError(f"unknown simulator {sim!r}; choose one of: {', '.join(toolchain.SIMULATORS)}")
+    if sim != "verilator" and waves:
+        raise ValueError(f"waveforms are recorded with Verilator only, not {toolchain.SIMULATOR_NAMES[sim]}; drop --waves or "
+                         "use --sim verilator")
     from hw.system import TILE_MODULE, System, make_tile
 
     t0 = time.perf_counter()
-    bdir = _build_dir(config, waves, faults)
+    bdir = _build_dir(config, waves, faults, sim)
     tile_v, system_v = bdir / "tile.v", bdir / "system.v"
     stamp = bdir / "sources.sha256"
-    digest = _hardware_digest(config) + ("+faults" if faults else "")
+    plain_digest = _hardware_digest(config) + ("+faults" if faults else "")
+    digest = plain_digest + ("" if sim == "verilator" else f"+{toolchain.for_simulator.__name__}:{sim}")
     converted = not (tile_v.exists() and system_v.exists() and stamp.exists() and stamp.read_text() == digest)
     estimate = _estimate(config, waves)
     label = bdir.name          # the configuration, and _vcd or _fst for a trace build
@@ -143,37 +155,39 @@ def build(config: SystemConfig, *, waves=False, progress=None, faults: bool = Fa
         _say(progress, f"--waves needs a build with tracing (a separate cached build, {toolchain.display_path(bdir)}; "
                        f"{estimate} the first time, seconds after that)")
     if converted:
-        plain = _build_dir(config, False, faults) if waves else None
+        # A trace or Icarus build takes the plain Verilator build's Verilog if it is current.
+        plain = _build_dir(config, False, faults) if waves or sim != "verilator" else None
         reuse = plain is not None and all((plain / f).exists() for f in ("tile.v", "system.v", "sources.sha256")) \
-            and (plain / "sources.sha256").read_text() == digest
+            and (plain / "sources.sha256").read_text() == plain_digest
         if reuse:
             _say(progress, f"reusing the Verilog of {toolchain.display_path(plain)}")
             for f in (tile_v, system_v):
-                toolchain.write_if_changed(f, (plain / f.name).read_text())
+                toolchain.write_if_changed(f, toolchain.for_simulator((plain / f.name).read_text(), sim))
         else:
             _say(progress, f"converting {config.name} to Verilog (Amaranth; under a minute) ...")
 
             def convert():
-                toolchain.write_if_changed(tile_v, toolchain.to_verilog(make_tile(config, faults), TILE_MODULE))
-                toolchain.write_if_changed(system_v, toolchain.to_verilog(System(config, faults), "system"))
+                for path, top, name in ((tile_v, make_tile(config, faults), TILE_MODULE),
+                                        (system_v, System(config, faults), "system")):
+                    toolchain.write_if_changed(path, toolchain.for_simulator(toolchain.to_verilog(top, name), sim))
 
             toolchain.with_heartbeat(convert, progress,
                                      lambda elapsed: f"still converting {config.name} to Verilog: {elapsed:.0f} s")
         stamp.write_text(digest)
     log = bdir / "build.log"
     try:
-        v = toolchain.verilate([tile_v, system_v], "system", bdir, waves=waves, public_top_only=True,
+        v = toolchain.verilate([tile_v, system_v], "system", bdir, sim=sim, waves=waves, public_top_only=True,
                                log_file=log, progress=progress, label=label, estimate=estimate, keep=[stamp])
     except toolchain.BuildError:
         raise
     except RuntimeError as exc:
         if "lz4" in str(exc):
             raise
-        raise RuntimeError(f"the Verilator build of {config.name} failed ({exc}); see {log}") from None
+        raise RuntimeError(f"the {toolchain.SIMULATOR_NAMES[sim]} build of {config.name} failed ({exc}); see {log}") from None
     except Exception as exc:
-        raise RuntimeError(f"the Verilator build of {config.name} failed ({exc}); see {log}") from None
+        raise RuntimeError(f"the {toolchain.SIMULATOR_NAMES[sim]} build of {config.name} failed ({exc}); see {log}") from None
     return Build(v.runner, bdir, time.perf_counter() - t0, converted, cached=v.cached and not converted,
-                 trace_window=v.trace_window, faults=faults)
+                 trace_window=v.trace_window, faults=faults, sim=sim)
 
 
 def _say(progress, text: str) -> None:
@@ -386,7 +400,7 @@ def _stall_message(out, config) -> str:
 
 def run(workloads: list[Workload], config: SystemConfig | None = None, *, waves: str | None = None,
         waves_from: int | None = None, waves_to: int | None = None, progress=None,
-        built: Build | None = None, limits=None, fault: dict | None = None) -> list[RunResult]:
+        built: Build | None = None, limits=None, fault: dict | None = None, sim: str | None = None) -> list[RunResult]:
     """Run workloads (all on one system configuration, one simulator launch) and check
     every output against the golden model.
 
@@ -401,6 +415,8 @@ def run(workloads: list[Workload], config: SystemConfig | None = None, *, waves:
     ``fault`` (test only): ``{code, chiplet, arg, cycle}`` (:class:`hw.faults.Fault`) to
     inject into every workload, on the build with fault injection (``build(...,
     faults=True)``).
+
+    ``sim``: the simulator (:func:`build`'s; default that of ``built``, else Verilator).
 
     ``waves``: a ``.vcd`` or ``.fst`` file to write.  The bench's clock has the period of
     the preset's ``clock_ghz`` (:func:`clock_period_ps`; 1250 ps at 0.8 GHz), so the
@@ -425,7 +441,11 @@ def run(workloads: list[Workload], config: SystemConfig | None = None, *, waves:
             raise ValueError(f"the waveform window needs 0 <= waves_from <= waves_to, not {waves_from}..{waves_to}")
         window = [lo, hi]
     fmt = wave_format(waves) if waves else False
-    b = built or build(config, waves=fmt, progress=progress, faults=fault is not None)
+    sim = sim or (built.sim if built is not None else "verilator")
+    b = built or build(config, waves=fmt, progress=progress, faults=fault is not None, sim=sim)
+    if built is not None and built.sim != sim:
+        raise ValueError(f"the build in {built.directory} is for {toolchain.SIMULATOR_NAMES[built.sim]}, not "
+                         f"{toolchain.SIMULATOR_NAMES[sim]}")
     if (fault is not None) != b.faults:
         raise ValueError("a fault needs the build with fault injection (build(..., faults=True)), and only it")
     limits = limits or watchdog_limits(config)

@@ -25,12 +25,14 @@ import shutil
 import threading
 import time
 
-__all__ = ["setup_environment", "to_verilog", "write_if_changed", "build_dir_for", "get_runner",
+__all__ = ["setup_environment", "to_verilog", "for_simulator", "write_if_changed", "build_dir_for", "get_runner",
            "build", "verilate", "Verilated", "BuildError", "build_lock", "has_build", "corrupt_cache_reason",
-           "with_heartbeat", "display_path", "ROOT", "SIMULATORS", "HEARTBEAT_SECONDS", "TRACE_WINDOW_SYMBOL"]
+           "with_heartbeat", "display_path", "ROOT", "SIMULATORS", "SIMULATOR_NAMES", "HEARTBEAT_SECONDS", "TRACE_WINDOW_SYMBOL"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SIMULATORS = ("verilator", "icarus")
+#: The simulators' names in messages.
+SIMULATOR_NAMES = {"verilator": "Verilator", "icarus": "Icarus Verilog"}
 _VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
 #: Seconds between "still building" lines while a build (or a wait for one) runs.
 HEARTBEAT_SECONDS = 15.0
@@ -80,6 +82,26 @@ def to_verilog(component, name: str) -> str:
 
     text = verilog.convert(component, name=name, emit_src=False)
     return _TIME0.sub(lambda m: f"reg {m.group(1)};\n  initial {m.group(1)} = 1'b0;", text)
+
+
+# ``always @*`` followed by a single statement (no ``begin``): the blocks without Yosys's kick.
+_ALWAYS_STAR = re.compile(r"^(\s*)always @\*(?=\n\s+(?!begin\b)\S)", re.M)
+
+
+def for_simulator(text: str, sim: str) -> str:
+    """Verilog from :func:`to_verilog` as simulator ``sim`` needs it.  Icarus (under
+    cocotb's ``-g2012``) runs an ``always @*`` block only on an event of what it reads.
+    Yosys's procedural blocks read its time-0 kick (:data:`_TIME0`), but the blocks it
+    emits as a single statement do not: one that copies a register which never leaves its
+    initial value (``always @* x[15:8] = chiplet_id;`` of DRAM channel 0) or assigns a
+    constant (``always @* host_acc_cmd[268:13] = 256'h0;``) leaves its target X for the
+    whole run, where Verilator evaluates it at time 0.  Those blocks become
+    ``always_comb`` (the same combinational semantics, and it runs once at time 0); the
+    others are left alone (as ``always_comb`` a block that writes part of a vector and
+    reads another part re-triggers itself under Icarus).  Verilator builds are unchanged."""
+    if sim == "verilator":
+        return text
+    return _ALWAYS_STAR.sub(r"\1always_comb", text)
 
 
 def write_if_changed(path: pathlib.Path, text: str) -> bool:
@@ -304,7 +326,7 @@ def verilate(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verila
     and say how it went.
 
     ``progress``, if given, is called with one-line messages: that a fresh build starts
-    (``building <label> with Verilator (<estimate>; output in <log>)``), every
+    (``building <label> with Verilator (<estimate>; output in <log>)``, or the simulator's name), every
     :data:`HEARTBEAT_SECONDS` while it runs, and when it ends; that this process waits for
     another one building the same directory.  A build that finds its cache intact says
     nothing unless it takes longer than a heartbeat.
@@ -358,7 +380,7 @@ def verilate(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verila
                 progress, lambda elapsed: _build_status(label, log, toplevel, elapsed))
 
         if not expect_cached:
-            _say(progress, f"building {label} with Verilator ({estimate}; output in "
+            _say(progress, f"building {label} with {SIMULATOR_NAMES[sim]} ({estimate}; output in "
                            f"{display_path(log) if log is not None else 'the terminal'})")
         recovered = False
         try:
@@ -368,7 +390,7 @@ def verilate(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verila
             text = log.read_text(errors="replace") if log is not None and log.exists() else ""
             why = corrupt_cache_reason(text, had_build)
             if why is None:
-                raise BuildError(f"the Verilator build of {label} failed ({exc}); {where}") from None
+                raise BuildError(f"the {SIMULATOR_NAMES[sim]} build of {label} failed ({exc}); {where}") from None
             _say(progress, f"the build of {label} failed: {why}; that looks like a damaged cache, so "
                            f"{display_path(build_dir)} is deleted and built again ({estimate})")
             _clear_build_dir(build_dir, [*sources, *keep, *([log] if log is not None else []),
@@ -376,7 +398,7 @@ def verilate(sources, toplevel: str, build_dir: pathlib.Path, sim: str = "verila
             try:
                 attempt()
             except Exception as exc2:
-                raise BuildError(f"the Verilator build of {label} failed again after its build directory was "
+                raise BuildError(f"the {SIMULATOR_NAMES[sim]} build of {label} failed again after its build directory was "
                                  f"deleted and built afresh ({exc2}); {where}; `make clean` removes all builds"
                                  ) from None
             recovered = True
