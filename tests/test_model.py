@@ -191,3 +191,26 @@ def test_python_api_whole_model():
     assert doc["layers_run"] == 2 and len(doc["layers"]) == 4 and doc["attention_cycles"] == 10
     t = doc["totals"]["ep"]["decode"]
     assert t["cycles"] == sum(10 + r["runs"]["ep"]["cycles"] for r in doc["layers"] if r["phase"] == "decode")
+
+
+def test_a_layer_that_fails_to_simulate_is_named_and_exits_2(tmp_path, three_layer_model, monkeypatch, capsys):
+    """The other layers still run and are written; the end is one line naming the layer."""
+    from sim.eval import grid
+
+    real = grid.run_point
+
+    def run_point(point, engine, seed):
+        if point.spec.endswith(":15") and point.tokens == 16:
+            return None, 0.0, "simulation stalled: test"
+        return real(point, engine, seed)
+
+    monkeypatch.setattr(grid, "run_point", run_point)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["model", "--preset", "rtl-2x2", "--model", three_layer_model, "--prefill", "16", "--batch", "0",
+                  "--jobs", "1", "--strategies", "ep", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("fsedp: error: 2 point(s) failed to simulate (prefill layer 1; prefill layer 2)")
+    doc = json.loads((tmp_path / "o" / "model.json").read_text())
+    assert [r["runs"]["ep"]["status"] for r in doc["layers"]] == ["ran", "failed", "failed"]
+    assert doc["totals"]["ep"]["prefill"]["status"] == "failed"

@@ -531,7 +531,9 @@ def spec_of_args(args) -> ModelRunSpec:
 def cmd_model(args) -> None:
     spec = spec_of_args(args)
     doc = run_model(spec)
-    if not any(e["status"] == "ran" for t in doc["totals"].values() for e in t.values()):
+    failed = [f"{r['phase']}{' step ' + str(r['step']) if r['phase'] == 'decode' else ''} layer {r['layer']}"
+              for r in doc["layers"] if any(v["status"] == "failed" for v in r["runs"].values())]
+    if not failed and not any(e["status"] == "ran" for t in doc["totals"].values() for e in t.values()):
         raise ModelRunError("no strategy can run here: " + "; ".join(
             f"{s} {e['reason']}" for s, t in doc["totals"].items() for e in list(t.values())[:1]))
     files = write_outputs(doc, pathlib.Path(args.out))
@@ -551,6 +553,7 @@ def cmd_model(args) -> None:
             if e["status"] != "ran":
                 print(f"{s} {phase}: {e['status']}: {e['reason']}")
     print(f"\nwrote {', '.join(str(f) for f in files)} (timeline: open it in https://ui.perfetto.dev)")
-    bad = [s for s, t in doc["totals"].items() for e in t.values() if e.get("bit_exact") is False]
-    if bad:
-        raise ModelRunError(f"outputs differ from the golden model: {', '.join(sorted(set(bad)))} (see model.json)")
+    inexact = [f"{s} at {r['phase']} layer {r['layer']}" for r in doc["layers"] for s, v in r["runs"].items()
+               if v.get("bit_exact") is False]
+    if failed or inexact:
+        raise ModelRunError(grid.problems(failed, inexact, f"{files[0]} (see its layers)"))
