@@ -7,7 +7,7 @@ never asserted.
 
     .venv/bin/python benchmarks/bench_system.py [--presets rtl-2x2,rtl-4x4] [--tokens 64]
         [--fresh-build]    # build into an empty directory to time a cold build
-        [--sim icarus]     # Icarus Verilog instead (about a hundred times slower)
+        [--sim icarus]     # Icarus Verilog instead (far slower)
 """
 
 from __future__ import annotations

@@ -531,7 +531,7 @@ def add_sim_flag(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--sim", default="verilator", choices=SIMULATORS,
                    help="the RTL engine's simulator: verilator (default), or icarus (Icarus Verilog, Debian package "
-                        "iverilog; about a hundred times slower; no waveforms), which shows the Verilog does not "
+                        "iverilog; far slower; no waveforms), which shows the Verilog does not "
                         "lean on one simulator's behaviour")
 
 

@@ -132,7 +132,7 @@ def build(config: SystemConfig, *, waves=False, progress=None, faults: bool = Fa
     directory of its own; the default build has none of its logic.
 
     ``sim``: ``"verilator"`` (default) or ``"icarus"`` (Icarus Verilog, the Debian package
-    ``iverilog``; no waveforms; about a hundred times slower, for showing that the Verilog
+    ``iverilog``; no waveforms; far slower, for showing that the Verilog
     does not lean on one simulator's behaviour), each in a build directory of its own.
     """
     if sim not in toolchain.SIMULATORS:
