@@ -122,7 +122,10 @@ def test_whole_model_is_its_layers_end_to_end(three_layer_model):
     ns = 1 / clock
     assert [e["ts"] for e in layers] == [int(c * ns) / 1000 for c in starts]
     chip = [e for e in trace["traceEvents"] if e["pid"] == pid and e.get("cat") == "chiplet"]
-    assert len(chip) == 6 * 4 and max(e["args"]["waits_for_last_chiplet"] for e in chip) >= 0
+    assert len(chip) == 6 * 4
+    decode = [r["runs"]["ep"] for r in doc["layers"] if r["phase"] == "decode"]
+    assert sum(e["args"]["waits_for_last_chiplet"] for e in chip) == sum(r["idle_chiplet_cycles"] for r in decode)
+    assert [e["args"]["done_cycle"] for e in chip] == [d for r in decode for d in r["done_cycle"]]
     assert all(t[p]["status"] == "ran" for t in doc["totals"].values() for p in inference.PHASES)
 
 

@@ -57,8 +57,8 @@ from .realstats import DOMAINS, real_routing
 
 __all__ = ["GridError", "GridSpec", "Point", "PAPER_MODELS", "PAPER_PRESETS", "PAPER_TOKENS", "PAPER_SRAM",
            "parse_names", "parse_tokens", "parse_srams", "budget_label", "check_spec", "resolve_routings",
-           "grid_points", "run_point", "run_rtl_batch", "cache_key", "cached_document", "point_record", "lost_point", "not_bit_exact", "where", "progress_line",
-           "problems", "run_grid"]
+           "grid_points", "run_point", "run_rtl_batch", "cache_key", "cached_document", "point_record",
+           "lost_point", "not_bit_exact", "where", "progress_line", "problems", "run_grid"]
 
 PAPER_PRESETS = ("paper-2x2", "paper-3x3", "paper-4x4")
 PAPER_MODELS = ("deepseek-moe-16b", "qwen3-30b-a3b", "phi-3.5-moe", "yuan2-m32", "mixtral-8x7b", "olmoe-1b-7b")

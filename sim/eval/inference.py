@@ -214,12 +214,11 @@ def _layer_rows(doc: dict | None, error: str | None, spec: ModelRunSpec) -> dict
     return out
 
 
-def _results(spec: ModelRunSpec, points: list, log):
-    """``(index, document, seconds, error)`` as the invocations finish."""
+def _results(spec: ModelRunSpec, points: list):
+    """``(index, document, seconds, error)`` as the invocations (``(point, seed)``) finish."""
     if spec.engine == "rtl":
-        batch = [(p, seed) for p, seed in points]
-        for i in range(0, len(batch), grid.RTL_BATCH):
-            for j, (_, doc, seconds, error) in enumerate(grid.run_rtl_batch(batch[i:i + grid.RTL_BATCH])):
+        for i in range(0, len(points), grid.RTL_BATCH):
+            for j, (_, doc, seconds, error) in enumerate(grid.run_rtl_batch(points[i:i + grid.RTL_BATCH])):
                 yield i + j, doc, seconds, error
         return
     from .sweep import execute, executor
@@ -246,7 +245,7 @@ def run_model(spec: ModelRunSpec, log=None) -> dict:
               file=log, flush=True)
         print(f"routing: {note}", file=log, flush=True)
         done, t0 = {}, time.perf_counter()
-        for i, doc, seconds, error in _results(spec, points, log):
+        for i, doc, seconds, error in _results(spec, points):
             done[i] = _layer_rows(doc, error, spec)
             phase, step, lr, tokens = invocations[i]
             where = f"{phase}{f' step {step}' if phase == 'decode' else ''} layer {lr.layer} ({lr.label}, L={tokens})"
